@@ -1,0 +1,130 @@
+"""Token bucket: refills continuously at the rate, holds at most ``burst`` tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import gcd
+from typing import ClassVar
+
+from limits_core.algorithm import NEVER, StepResult
+from limits_core.decision import decision_from_us
+from limits_core.errors import ConfigurationError
+from limits_core.rate import MAX_LIMIT, Rate
+
+__all__ = ["TokenBucket"]
+
+#: (tokens in scaled units, time of that level in microseconds)
+TokenBucketState = tuple[int, int]
+
+#: Every scaled quantity stays below 2**53, so it is exact in a Lua double as well.
+_EXACT = 2**53
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True, init=False)
+class TokenBucket:
+    """A bucket of ``burst`` tokens refilled continuously at ``rate``; a request takes ``cost``.
+
+    ``burst`` defaults to ``rate.limit``. A key with no stored state has a full bucket. A
+    request is admitted when the bucket holds at least ``cost`` tokens; a denied request takes
+    nothing.
+
+    Tokens are counted exactly, as integers: one token is ``period_us / g`` units and the bucket
+    gains ``limit / g`` units per microsecond, where ``g = gcd(limit, period_us)``. A rate and
+    burst whose scaled capacity would reach 2**53 is rejected with a ``ConfigurationError``.
+
+    - ``limit``: ``burst``.
+    - ``remaining``: whole tokens left after this request.
+    - ``reset_after``: time until the bucket is full again.
+    - ``retry_after``: time until the bucket holds ``cost`` tokens; ``inf`` if
+      ``cost > burst``.
+    - Memory per key: two integers (level, time).
+    """
+
+    kind: ClassVar[str] = "token_bucket"
+    rate: Rate
+    burst: int
+    _unit: int = field(init=False, repr=False, compare=False)
+    _refill: int = field(init=False, repr=False, compare=False)
+    _capacity: int = field(init=False, repr=False, compare=False)
+    _fill_us: int = field(init=False, repr=False, compare=False)
+
+    def __init__(self, rate: Rate | str, burst: int | None = None) -> None:
+        rate = Rate.coerce(rate)
+        if burst is None:
+            burst = rate.limit
+        if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= MAX_LIMIT:
+            raise ConfigurationError(
+                f"burst must be an int between 1 and {MAX_LIMIT}, got {burst!r}"
+            )
+        period_us = rate.period_us
+        g = gcd(rate.limit, period_us)
+        unit, refill = period_us // g, rate.limit // g
+        capacity = burst * unit
+        if capacity + refill >= _EXACT:
+            raise ConfigurationError(
+                f"TokenBucket({str(rate)!r}, burst={burst}) cannot be counted exactly: "
+                "use a rate whose limit divides its period in microseconds more evenly, "
+                "or a smaller burst"
+            )
+        object.__setattr__(self, "rate", rate)
+        object.__setattr__(self, "burst", burst)
+        object.__setattr__(self, "_unit", unit)
+        object.__setattr__(self, "_refill", refill)
+        object.__setattr__(self, "_capacity", capacity)
+        object.__setattr__(self, "_fill_us", _ceil_div(capacity, refill))
+
+    @property
+    def namespace(self) -> str:
+        return f"tb:{self.rate.limit}:{self.rate.period_us}:{self.burst}"
+
+    @property
+    def limit(self) -> int:
+        return self.burst
+
+    @property
+    def unit(self) -> int:
+        """Scaled units per token."""
+        return self._unit
+
+    @property
+    def refill_per_us(self) -> int:
+        """Scaled units gained per microsecond."""
+        return self._refill
+
+    @property
+    def max_state_ttl_us(self) -> int:
+        return self._fill_us
+
+    def step(self, state: TokenBucketState | None, now_us: int, cost: int) -> StepResult:
+        capacity, unit, refill = self._capacity, self._unit, self._refill
+        if state is None:
+            tokens = capacity
+        else:
+            tokens, last = state
+            elapsed = now_us - last
+            if elapsed < 0:
+                now_us = last
+            elif elapsed >= self._fill_us:
+                tokens = capacity
+            else:
+                tokens = min(capacity, tokens + elapsed * refill)
+        burst = self.burst
+        if cost > burst:
+            reset_us = _ceil_div(capacity - tokens, refill)
+            return decision_from_us(False, burst, tokens // unit, reset_us, NEVER), state, 0
+        need = cost * unit
+        if tokens < need:
+            reset_us = _ceil_div(capacity - tokens, refill)
+            retry_us = _ceil_div(need - tokens, refill)
+            return decision_from_us(False, burst, tokens // unit, reset_us, retry_us), state, 0
+        tokens -= need
+        reset_us = _ceil_div(capacity - tokens, refill)
+        return (
+            decision_from_us(True, burst, tokens // unit, reset_us, 0),
+            (tokens, now_us),
+            now_us + reset_us,
+        )

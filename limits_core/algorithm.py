@@ -1,0 +1,51 @@
+"""The algorithm protocol: a pure, deterministic step over integer microseconds."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, TypeAlias, runtime_checkable
+
+from limits_core.decision import Decision
+
+__all__ = ["NEVER", "Algorithm", "StepResult"]
+
+#: ``retry_after_us`` of a request that can never be admitted.
+NEVER = -1
+
+#: ``(decision, new_state, expires_at_us)``. ``new_state`` and ``expires_at_us`` are meaningful
+#: only when the decision is allowed: a denied request changes nothing.
+StepResult: TypeAlias = tuple[Decision, Any, int]
+
+
+@runtime_checkable
+class Algorithm(Protocol):
+    """A rate-limiting algorithm as a pure state machine.
+
+    ``step(state, now_us, cost)`` is the specification every backend implements atomically:
+    the in-memory backend runs it under a lock, the Redis and PostgreSQL backends run a script
+    or statement that must agree with it decision by decision. ``state`` is ``None`` for a key
+    with no stored state. Times are integer microseconds since the Unix epoch; per key, time
+    never runs backwards (a smaller ``now_us`` than the state's newest time is treated as that
+    time), so a clock that goes backwards grants nothing.
+    """
+
+    #: Short stable name of the algorithm, used in store keys and scripts ("fixed_window").
+    kind: str
+
+    @property
+    def namespace(self) -> str:
+        """A store-key segment unique to this algorithm and its parameters."""
+        ...
+
+    @property
+    def limit(self) -> int:
+        """The most cost ever admissible at once (``Decision.limit``)."""
+        ...
+
+    @property
+    def max_state_ttl_us(self) -> int:
+        """Upper bound on how long stored state can matter after the last admitted hit."""
+        ...
+
+    def step(self, state: Any, now_us: int, cost: int) -> StepResult:
+        """Decide a request of ``cost`` at ``now_us`` against ``state``."""
+        ...

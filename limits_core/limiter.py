@@ -1,0 +1,145 @@
+"""The facades users hold: :class:`Limiter` (sync) and :class:`AsyncLimiter` (asyncio).
+
+Both share one base that validates keys and costs and reads the clock, so the twins differ
+only in the one call they make to their backend.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from limits_core.algorithm import Algorithm
+from limits_core.backend import AsyncBackend, Backend
+from limits_core.clock import Clock
+from limits_core.decision import Decision
+from limits_core.errors import ConfigurationError
+from limits_core.validation import check_cost, check_key
+
+__all__ = ["AsyncLimiter", "Limiter"]
+
+
+class _LimiterBase:
+    __slots__ = ("_algorithm", "_clock", "_max_cost")
+
+    def __init__(self, algorithm: Algorithm, clock: Clock | None) -> None:
+        if not isinstance(algorithm, Algorithm):
+            raise ConfigurationError(f"not an algorithm: {algorithm!r}")
+        if clock is not None and not isinstance(clock, Clock):
+            raise ConfigurationError(f"clock must provide now_us(), got {clock!r}")
+        self._algorithm = algorithm
+        self._clock = clock
+        # A cost above the limit is denied whatever the state; sending limit + 1 instead keeps
+        # huge integers away from drivers and stores (Lua doubles, bigint columns).
+        self._max_cost = algorithm.limit + 1
+
+    @property
+    def algorithm(self) -> Algorithm:
+        """The algorithm this limiter applies."""
+        return self._algorithm
+
+    @property
+    def clock(self) -> Clock | None:
+        """The injected clock, or ``None`` when the store's own clock decides."""
+        return self._clock
+
+    def _args(self, key: str, cost: int) -> tuple[str, int, int | None]:
+        check_key(key)
+        cost = check_cost(cost)
+        clock = self._clock
+        return key, min(cost, self._max_cost), None if clock is None else clock.now_us()
+
+
+class Limiter(_LimiterBase):
+    """Applies one algorithm to keys on a synchronous backend.
+
+    >>> from algorithms import FixedWindow
+    >>> from backends.memory import MemoryBackend
+    >>> limiter = Limiter(FixedWindow("2/second"), MemoryBackend())
+    >>> [limiter.hit("user:42").allowed for _ in range(3)]
+    [True, True, False]
+    """
+
+    __slots__ = ("_backend",)
+
+    def __init__(self, algorithm: Algorithm, backend: Backend, *, clock: Clock | None = None):
+        super().__init__(algorithm, clock)
+        if not isinstance(backend, Backend):
+            raise ConfigurationError(f"not a synchronous backend: {backend!r}")
+        self._backend = backend
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    def hit(self, key: str, cost: int = 1) -> Decision:
+        """Decide a request of ``cost`` on ``key``; consume the cost only if allowed."""
+        key, cost, now_us = self._args(key, cost)
+        return self._backend.decide(self._algorithm, key, cost, now_us, True)
+
+    def peek(self, key: str, cost: int = 1) -> Decision:
+        """The decision :meth:`hit` would give now, consuming nothing."""
+        key, cost, now_us = self._args(key, cost)
+        return self._backend.decide(self._algorithm, key, cost, now_us, False)
+
+    def reset(self, key: str) -> None:
+        """Forget everything stored for ``key``: its full limit is available again."""
+        self._backend.reset(self._algorithm, check_key(key))
+
+    def close(self) -> None:
+        """Close the backend."""
+        self._backend.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # fmt: skip
+        self.close()
+
+
+class AsyncLimiter(_LimiterBase):
+    """Applies one algorithm to keys on an asyncio backend; the twin of :class:`Limiter`."""
+
+    __slots__ = ("_backend",)
+
+    def __init__(
+        self, algorithm: Algorithm, backend: AsyncBackend, *, clock: Clock | None = None
+    ) -> None:
+        super().__init__(algorithm, clock)
+        if not isinstance(backend, AsyncBackend):
+            raise ConfigurationError(f"not an asyncio backend: {backend!r}")
+        self._backend = backend
+
+    @property
+    def backend(self) -> AsyncBackend:
+        return self._backend
+
+    async def hit(self, key: str, cost: int = 1) -> Decision:
+        """Decide a request of ``cost`` on ``key``; consume the cost only if allowed."""
+        key, cost, now_us = self._args(key, cost)
+        return await self._backend.adecide(self._algorithm, key, cost, now_us, True)
+
+    async def peek(self, key: str, cost: int = 1) -> Decision:
+        """The decision :meth:`hit` would give now, consuming nothing."""
+        key, cost, now_us = self._args(key, cost)
+        return await self._backend.adecide(self._algorithm, key, cost, now_us, False)
+
+    async def reset(self, key: str) -> None:
+        """Forget everything stored for ``key``: its full limit is available again."""
+        await self._backend.areset(self._algorithm, check_key(key))
+
+    async def aclose(self) -> None:
+        """Close the backend."""
+        await self._backend.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # fmt: skip
+        await self.aclose()
