@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeAlias, runtime_checkable
 
 from limits_core.decision import Decision
 
@@ -29,7 +29,7 @@ class Algorithm(Protocol):
     """
 
     #: Short stable name of the algorithm, used in store keys and scripts ("fixed_window").
-    kind: str
+    kind: ClassVar[str]
 
     @property
     def namespace(self) -> str:

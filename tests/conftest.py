@@ -25,9 +25,12 @@ settings.register_profile(
     "dev", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile(
-    "ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+    "ci",
+    max_examples=int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
     print_blob=True,
-)  # fmt: skip
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if IN_CI else "dev"))
 
 
@@ -71,7 +74,7 @@ def memory_limiters() -> Iterator[MakeLimiter]:
     def make(algorithm: Algorithm, clock: Clock | None = None, **options: Any) -> Limiter:
         return Limiter(algorithm, MemoryBackend(**options), clock=clock)
 
-    yield make
+    return make
 
 
 @pytest.fixture
@@ -79,7 +82,7 @@ def memory_async_limiters() -> Iterator[MakeAsyncLimiter]:
     def make(algorithm: Algorithm, clock: Clock | None = None, **options: Any) -> AsyncLimiter:
         return AsyncLimiter(algorithm, MemoryBackend(**options), clock=clock)
 
-    yield make
+    return make
 
 
 @pytest.fixture(params=SYNC_BACKENDS)
