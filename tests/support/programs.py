@@ -93,8 +93,11 @@ class Model:
             return None
         # The limiter sends at most limit + 1: anything above is denied the same way.
         cost = min(op.cost, self.algorithm.limit + 1)
-        decision, state, _ = self.algorithm.step(self.states.get(op.key), self.now_us, cost)
-        if isinstance(op, Hit) and decision.allowed:
+        consume = isinstance(op, Hit)
+        decision, state, _ = self.algorithm.step(
+            self.states.get(op.key), self.now_us, cost, consume
+        )
+        if consume and decision.allowed:
             self.states[op.key] = state
         return decision
 
