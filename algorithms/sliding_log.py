@@ -55,6 +55,7 @@ class SlidingLog:
 
     kind: ClassVar[str] = "sliding_log"
     rate: Rate
+    namespace: str = field(init=False, repr=False, compare=False)
     _limit: int = field(init=False, repr=False, compare=False)
     _period_us: int = field(init=False, repr=False, compare=False)
 
@@ -63,10 +64,7 @@ class SlidingLog:
         object.__setattr__(self, "rate", rate)
         object.__setattr__(self, "_limit", rate.limit)
         object.__setattr__(self, "_period_us", rate.period_us)
-
-    @property
-    def namespace(self) -> str:
-        return f"sl:{self._limit}:{self._period_us}"
+        object.__setattr__(self, "namespace", f"sl:{rate.limit}:{rate.period_us}")
 
     @property
     def limit(self) -> int:

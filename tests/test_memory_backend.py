@@ -1,4 +1,4 @@
-"""Reclamation, max_keys and prefixes of the in-memory backend."""
+"""Reclamation and max_keys of the in-memory backend."""
 
 from __future__ import annotations
 
@@ -94,16 +94,7 @@ def test_max_keys_error_keeps_existing_state() -> None:
     assert len(backend) == 3
 
 
-def test_prefixes_isolate_applications_in_one_store_only_by_choice() -> None:
-    a = MemoryBackend(prefix="a:")
-    la = Limiter(FixedWindow("1/minute"), a)
-    la.hit("k")
-    assert not la.hit("k").allowed
-
-
-@pytest.mark.parametrize(
-    "options", [{"max_keys": 0}, {"max_keys": True}, {"when_full": "drop"}, {"prefix": 3}]
-)
+@pytest.mark.parametrize("options", [{"max_keys": 0}, {"max_keys": True}, {"when_full": "drop"}])
 def test_bad_options(options: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
         MemoryBackend(**options)  # type: ignore[arg-type]
