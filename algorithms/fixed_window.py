@@ -55,7 +55,9 @@ class FixedWindow:
     def max_state_ttl_us(self) -> int:
         return self._period_us
 
-    def step(self, state: FixedWindowState | None, now_us: int, cost: int) -> StepResult:
+    def step(
+        self, state: FixedWindowState | None, now_us: int, cost: int, consume: bool = True
+    ) -> StepResult:
         limit = self._limit
         if state is not None:
             start, count = state

@@ -99,7 +99,9 @@ class TokenBucket:
     def max_state_ttl_us(self) -> int:
         return self._fill_us
 
-    def step(self, state: TokenBucketState | None, now_us: int, cost: int) -> StepResult:
+    def step(
+        self, state: TokenBucketState | None, now_us: int, cost: int, consume: bool = True
+    ) -> StepResult:
         capacity, unit, refill = self._capacity, self._unit, self._refill
         if state is None:
             tokens = capacity

@@ -92,7 +92,7 @@ class MemoryBackend:
         with self._lock:
             entry = entries.get(skey)
             decision, state, expires_at = algorithm.step(
-                None if entry is None else entry[0], now_us, cost
+                None if entry is None else entry[0], now_us, cost, consume
             )
             if consume and decision.allowed:
                 if entry is None:
