@@ -60,7 +60,8 @@ def default_backend(prefix: str) -> AsyncBackend:
     url = os.environ.get("LIMITS_CORE_REDIS_URL")
     if url:
         try:
-            from backends.redis import AsyncRedisBackend  # optional: imported only when asked
+            # Optional: imported only when asked, so the example runs without it.
+            from backends.redis import AsyncRedisBackend  # type: ignore[import-not-found,unused-ignore]
         except ImportError:
             logger.warning("LIMITS_CORE_REDIS_URL is set but backends.redis is missing")
         else:

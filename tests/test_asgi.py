@@ -127,7 +127,7 @@ async def test_garbage_forwarding_header_never_fails_the_request(
     app = make_app(calls, limiter=limiter("5/minute"), key=keys.client_ip(["10.0.0.0/8"]))
     async with client(app) as http:
         with caplog.at_level(logging.WARNING, logger="limits_core"):
-            response = await http.get("/", headers={"x-forwarded-for": b"\xff\x85[::1, \xc3\xa9"})
+            response = await http.get("/", headers={b"x-forwarded-for": b"\xff\x85[::1, \xc3\xa9"})
     assert response.status_code == 200
     assert any("malformed" in r.getMessage() for r in caplog.records)
 

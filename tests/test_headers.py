@@ -144,6 +144,7 @@ def test_every_generated_field_is_valid(limits: list[LimitStatus], legacy: bool)
         assert params == {"q": decision.limit, "w": max(math.ceil(window), 1)}
     for (_, params), (_, decision, _) in zip(state, limits, strict=True):
         assert params["r"] == decision.remaining
+        assert isinstance(params["t"], int)
         assert params["t"] >= decision.reset_after
     if "Retry-After" in fields:
         retry = int(fields["Retry-After"])

@@ -222,7 +222,7 @@ ipv6 = st.ip_addresses(v=6)
 ipv4 = st.ip_addresses(v=4)
 
 
-def ipv6_forms(address: IPv6Address) -> st.SearchStrategy[str]:
+def ipv6_forms(address: IPv4Address | IPv6Address) -> st.SearchStrategy[str]:
     return st.sampled_from(
         [str(address), address.exploded, f"[{address}]", f"[{address}]:443", f"[{address}]:_p"]
     )

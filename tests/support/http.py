@@ -15,7 +15,7 @@ def sf_list(lines: Iterable[str]) -> list[tuple[Any, dict[str, Any]]]:
     joined = ", ".join(lines)
     parsed = http_sf.parse(joined.encode("ascii"), tltype="list")
     assert isinstance(parsed, list)
-    return parsed
+    return parsed  # type: ignore[return-value]
 
 
 def rate_limit_fields(headers: Any) -> dict[str, dict[str, Any]]:
