@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from ipaddress import IPv4Address, IPv6Address, ip_address
+from pathlib import Path
 
 import pytest
 from hypothesis import example, given
@@ -479,3 +483,18 @@ def test_from_wsgi() -> None:
     assert (v.path, v.peer, v.user, v.route) == ("/app/items", "10.0.0.2", "luis", "/items")
     assert v.header("x-forwarded-for") == "1.2.3.4, 5.6.7.8"
     assert v.header("content-type") == "text/plain"
+
+
+def test_the_core_imports_no_web_framework() -> None:
+    code = (
+        "import sys, limits_core, limits_core.keys, limits_core.headers, limits_core.gate, "
+        "limits_core.wsgi; from limits_core import keys; "
+        "print(sorted(m for m in ('starlette', 'fastapi', 'flask', 'werkzeug', 'httpx') "
+        "if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    assert out.stdout.strip() == "[]"
