@@ -10,6 +10,7 @@ writes to the left of an entry can never change how that entry parses. That is w
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
@@ -57,6 +58,13 @@ def parse_address(text: str) -> IPAddress | None:
     """An IP address literal (IPv4, IPv6, optional zone), normalized; ``None`` otherwise."""
     if not text or len(text) > _MAX_ENTRY:
         return None
+    return _parse_address(text)
+
+
+# The same few addresses (peers, proxies, active clients) come back on every request, and
+# ipaddress parsing dominates the cost of a key; a bounded cache at worst costs a miss.
+@functools.lru_cache(maxsize=4096)
+def _parse_address(text: str) -> IPAddress | None:
     try:
         return normalize(ip_address(text))
     except ValueError:

@@ -17,6 +17,7 @@ so a request checked against several limits reports all of them.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import TypeAlias
@@ -55,8 +56,11 @@ def check_policy_name(name: str) -> str:
     return name
 
 
-def _sf_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+@functools.lru_cache(maxsize=256)
+def _quoted(name: str) -> str:
+    """``name`` checked and serialized as an RFC 9651 string (cached: names are few)."""
+    check_policy_name(name)
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def seconds_up(seconds: float) -> int:
@@ -84,15 +88,13 @@ def window_of(algorithm: Algorithm) -> float:
 def _check(limits: Sequence[LimitStatus]) -> Sequence[LimitStatus]:
     if not limits:
         raise ConfigurationError("at least one limit is needed")
-    for name, _decision, _window in limits:
-        check_policy_name(name)
     return limits
 
 
 def ratelimit_policy_field(limits: Sequence[LimitStatus]) -> str:
     """``RateLimit-Policy``: ``"name";q=<limit>;w=<window seconds, rounded up>`` per limit."""
     return ", ".join(
-        f"{_sf_string(name)};q={min(d.limit, _SF_INTEGER_MAX)};w={max(seconds_up(window), 1)}"
+        f"{_quoted(name)};q={min(d.limit, _SF_INTEGER_MAX)};w={max(seconds_up(window), 1)}"
         for name, d, window in _check(limits)
     )
 
@@ -100,7 +102,7 @@ def ratelimit_policy_field(limits: Sequence[LimitStatus]) -> str:
 def ratelimit_field(limits: Sequence[LimitStatus]) -> str:
     """``RateLimit``: ``"name";r=<remaining>;t=<seconds until reset, rounded up>`` per limit."""
     return ", ".join(
-        f"{_sf_string(name)};r={min(d.remaining, _SF_INTEGER_MAX)};t={seconds_up(d.reset_after)}"
+        f"{_quoted(name)};r={min(d.remaining, _SF_INTEGER_MAX)};t={seconds_up(d.reset_after)}"
         for name, d, _window in _check(limits)
     )
 
