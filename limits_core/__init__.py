@@ -11,6 +11,7 @@ on a store; a :class:`Limiter` or :class:`AsyncLimiter` applies it to keys::
     decision = limiter.hit("user:luis:openai")
 """
 
+from limits_core import keys
 from limits_core.algorithm import Algorithm
 from limits_core.backend import AsyncBackend, Backend
 from limits_core.clock import Clock, ManualClock, SystemClock
@@ -43,4 +44,5 @@ __all__ = [
     "Rate",
     "RateLimitExceeded",
     "SystemClock",
+    "keys",
 ]
