@@ -19,7 +19,7 @@ from limits_core import AsyncLimiter, Clock, Limiter
 from limits_core.algorithm import Algorithm
 from tests.support.servers import DEFAULT_POSTGRES_DSN, DEFAULT_REDIS_URL, IN_CI
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.support.redis_fixtures"]
 
 settings.register_profile(
     "dev", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -62,8 +62,16 @@ MakeAsyncLimiter = Callable[..., AsyncLimiter]
 
 #: Fixture names of sync backend factories: each returns ``make(algorithm, clock) -> Limiter``.
 SYNC_BACKENDS = [pytest.param("memory_limiters", id="memory")]
+SYNC_BACKENDS += [
+    pytest.param("redis_limiters", id="redis", marks=pytest.mark.redis),
+    pytest.param("redis_cluster_limiters", id="redis-cluster", marks=pytest.mark.redis),
+]
 #: Fixture names of async backend factories: ``make(algorithm, clock) -> AsyncLimiter``.
 ASYNC_BACKENDS = [pytest.param("memory_async_limiters", id="memory")]
+ASYNC_BACKENDS += [
+    pytest.param("redis_async_limiters", id="redis", marks=pytest.mark.redis),
+    pytest.param("redis_cluster_async_limiters", id="redis-cluster", marks=pytest.mark.redis),
+]
 
 
 @pytest.fixture

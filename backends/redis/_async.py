@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from backends.redis._base import RedisBackendBase
+from backends.redis._base import RedisBackendBase, pool_size
 from backends.redis._plan import (
     CONSUME,
     DEFAULT_PREFIX,
@@ -75,6 +76,20 @@ class AsyncRedisBackend(RedisBackendBase):
             connect_timeout=connect_timeout,
             options=options,
         )
+        # redis.asyncio's pools raise MaxConnectionsError instead of waiting once every
+        # connection is busy (100 by default): queue the excess calls here instead.
+        self._slots = asyncio.Semaphore(pool_size(self._client))
+        self._ready = False
+        self._ready_lock = asyncio.Lock()
+
+    async def _initialize(self) -> None:
+        # redis.asyncio's RedisCluster drops connections when many tasks make its very first
+        # calls at once (each racing through topology discovery): let one task initialize it
+        # before any script runs.
+        async with self._ready_lock:
+            if not self._ready:
+                await self._client.initialize()
+                self._ready = True
 
     async def adecide(
         self, algorithm: Algorithm, key: str, cost: int, now_us: int | None, consume: bool
@@ -84,7 +99,10 @@ class AsyncRedisBackend(RedisBackendBase):
             plan = self._plan(algorithm)
         args = (SERVER_TIME if now_us is None else now_us, cost, CONSUME if consume else PEEK)
         try:
-            reply = await plan.script((plan.head + escape_tag(key) + "}",), args + plan.params)
+            if not self._ready:
+                await self._initialize()
+            async with self._slots:
+                reply = await plan.script((plan.head + escape_tag(key) + "}",), args + plan.params)
         except self._caught as exc:
             raise self._translate(exc, self._address) from exc
         return decode_reply(reply, plan.limit)
@@ -92,6 +110,8 @@ class AsyncRedisBackend(RedisBackendBase):
     async def areset(self, algorithm: Algorithm, key: str) -> None:
         plan = self._plan(algorithm)
         try:
+            if not self._ready:
+                await self._initialize()
             await self._client.delete(plan.key(key))
         except self._caught as exc:
             raise self._translate(exc, self._address) from exc

@@ -17,7 +17,7 @@ from backends.redis._plan import SCRIPT_KINDS, Plan, check_prefix, make_plan, sc
 from limits_core.algorithm import Algorithm
 from limits_core.errors import BackendError, ConfigurationError
 
-__all__ = ["RedisBackendBase"]
+__all__ = ["RedisBackendBase", "pool_size"]
 
 #: Plans kept per backend; more distinct algorithm objects than this start the cache over.
 _MAX_PLANS = 256
@@ -110,3 +110,11 @@ class RedisBackendBase:
             self._plans.clear()
         self._plans[id(algorithm)] = plan
         return plan
+
+
+def pool_size(client: Any) -> int:
+    """How many connections ``client`` may open to one server (per node for a cluster)."""
+    size = getattr(client, "max_connections", None)  # asyncio RedisCluster
+    if size is None:
+        size = getattr(getattr(client, "connection_pool", None), "max_connections", None)
+    return size if isinstance(size, int) and size > 0 else 100
