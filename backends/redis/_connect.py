@@ -120,6 +120,11 @@ def create_client(
     except (ValueError, TypeError) as exc:
         message = f"invalid Redis URL or option for {mask_url(url)}: {exc}"
         raise ConfigurationError(message) from None
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
+        # The sync RedisCluster connects at once.
+        from backends.redis._errors import translate
+
+        raise translate(exc, mask_url(url)) from exc
 
 
 def describe_client(client: Any) -> str:

@@ -9,7 +9,8 @@ from limits_core.errors import BackendError, BackendUnavailable
 __all__ = ["CAUGHT", "translate"]
 
 #: What a backend catches around a driver call; everything else propagates unchanged.
-CAUGHT: tuple[type[BaseException], ...] = (rex.RedisError, OSError)
+#: (RedisClusterException is not a RedisError.)
+CAUGHT: tuple[type[BaseException], ...] = (rex.RedisError, rex.RedisClusterException, OSError)
 
 # redis-py < 5.1 has no AuthorizationError.
 _CREDENTIALS = (
@@ -39,6 +40,8 @@ def translate(exc: BaseException, address: str) -> BackendError:
             f"Redis at {address} did not answer in time ({detail}); the decision may or may "
             "not have been applied and was not retried"
         )
-    if isinstance(exc, _UNAVAILABLE):
+    if isinstance(exc, _UNAVAILABLE) or isinstance(exc.__cause__, _UNAVAILABLE):
+        # The second test: RedisCluster wraps "no startup node reachable" in a
+        # RedisClusterException caused by the ConnectionError.
         return BackendUnavailable(f"Redis at {address} is unavailable ({detail})")
     return BackendError(f"Redis at {address} failed ({detail})")

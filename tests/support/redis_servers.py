@@ -115,11 +115,10 @@ class RedisCluster:
         self.nodes: list[RedisProcess] = []
         for _ in range(3):
             port = free_port(with_bus=True)
-            self.nodes.append(
-                RedisProcess(directory, port, "--cluster-enabled", "yes",
-                             "--cluster-config-file", str(directory / f"nodes-{port}.conf"),
-                             "--cluster-node-timeout", "5000")  # fmt: skip
-            )
+            config = str(directory / f"nodes-{port}.conf")
+            options = ("--cluster-enabled", "yes", "--cluster-config-file", config,
+                       "--cluster-node-timeout", "5000")  # fmt: skip
+            self.nodes.append(RedisProcess(directory, port, *options))
 
     @property
     def url(self) -> str:
