@@ -138,9 +138,7 @@ def sync_contender(name: str, prefix: str) -> tuple[Callable[[str], object], Cal
     return (lambda key: limiter.limit(key)), lambda: None
 
 
-def async_contender(
-    name: str, prefix: str
-) -> tuple[Callable[[str], Any], Callable[[], Any]]:
+def async_contender(name: str, prefix: str) -> tuple[Callable[[str], Any], Callable[[], Any]]:
     import redis.asyncio
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
@@ -231,4 +229,5 @@ def summary(request: pytest.FixtureRequest) -> Iterator[None]:
                 write(f"  {workload:>3} {name:<34} {rates[name]:9.0f} calls/s  {ratio}")
         ours, peer = rates.get("limits-core FixedWindow"), rates.get("limits FixedWindow")
         if ours and peer:
-            write(f"  {workload:>3} limits-core FixedWindow / limits FixedWindow: {ours / peer:.2f}x")
+            ratio = ours / peer
+            write(f"  {workload:>3} limits-core FixedWindow / limits FixedWindow: {ratio:.2f}x")
