@@ -215,7 +215,14 @@ def summary(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if not RESULTS:
         return
-    write = request.config.pluginmanager.get_plugin("terminalreporter").write_line
+    # Printed past pytest's output capture, after the last benchmark of the module.
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    with capture.global_and_fixture_disabled():
+        _print_summary(reporter.write_line)
+
+
+def _print_summary(write: Callable[[str], object]) -> None:
     write("")
     write("limits-core Redis benchmark: median calls/s over alternating repeats")
     for workload in WORKLOADS:
