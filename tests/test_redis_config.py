@@ -167,7 +167,7 @@ async def test_refused_connection_is_unavailable_async() -> None:
 def test_a_server_error_is_a_backend_error(redis_client: redis.Redis, redis_prefix: str) -> None:
     algorithm = TokenBucket("5/10s")
     backend = RedisBackend(client=redis_client, prefix=redis_prefix)
-    redis_client.set(redis_key(redis_prefix, algorithm, "k"), "not a hash")
+    redis_client.rpush(redis_key(redis_prefix, algorithm, "k"), "not a bucket")
     with pytest.raises(BackendError) as caught:
         Limiter(algorithm, backend).hit("k")
     assert not isinstance(caught.value, BackendUnavailable)

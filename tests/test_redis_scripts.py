@@ -3,19 +3,23 @@ write nothing, TTL repair, a lost script cache, and the server's own clock."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import pytest
 import redis
+import redis.cluster
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from algorithms import FixedWindow, SlidingLog, TokenBucket
 from backends.redis import AsyncRedisBackend, RedisBackend
 from backends.redis._plan import redis_key
+from backends.redis._scripts import KINDS, algorithm_script
 from limits_core import AsyncLimiter, Limiter, ManualClock, Rate
 from limits_core.algorithm import Algorithm
+from tests.conftest import MakeAsyncLimiter, MakeLimiter
 
 pytestmark = pytest.mark.redis
 
@@ -141,6 +145,35 @@ async def test_script_flush_between_async_calls(
         for expected in (4, 3, 2, 1, 0):
             redis_client.script_flush()
             assert (await limiter.hit("k")).remaining == expected
+
+
+def test_script_flush_on_a_cluster(
+    redis_cluster_limiters: MakeLimiter,
+    redis_cluster_async_limiters: MakeAsyncLimiter,
+    redis_cluster_client: redis.cluster.RedisCluster,
+) -> None:
+    """After a SCRIPT FLUSH on every node, the script is loaded where the key lives."""
+    limiter = redis_cluster_limiters(FixedWindow("3/10s"), ManualClock())
+    for user_key in ("a", "b{c}", "}x{"):
+        for expected in (2, 1, 0):
+            redis_cluster_client.script_flush()
+            assert limiter.hit(user_key).remaining == expected
+
+    async def run() -> list[int]:
+        async with redis_cluster_async_limiters(SlidingLog("3/10s"), ManualClock()) as alimiter:
+            remaining = []
+            for _ in range(3):
+                redis_cluster_client.script_flush()
+                remaining.append((await alimiter.hit("k")).remaining)
+            return remaining
+
+    assert asyncio.run(run()) == [2, 1, 0]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_digest_is_the_one_redis_computes(kind: str, redis_client: redis.Redis) -> None:
+    script = algorithm_script(kind)
+    assert redis_client.script_load(script.source) == script.sha
 
 
 SHORT = {

@@ -1,9 +1,9 @@
 """Redis and Redis Cluster backends: each algorithm is one atomic Lua script.
 
-:class:`RedisBackend` (redis-py) and :class:`AsyncRedisBackend` (``redis.asyncio``) run the
-scripts in ``lua/`` (one per algorithm, shipped as package data) through redis-py ``Script``
-objects: EVALSHA, reloaded after NOSCRIPT. Importing this package does not import redis-py;
-constructing a backend does, and a missing redis-py raises
+:class:`RedisBackend` (redis-py) and :class:`AsyncRedisBackend` (``redis.asyncio``) run
+scripts assembled from the fragments in ``lua/`` (one per algorithm, shipped as package data)
+with EVALSHA, loading a script only when Redis answers NOSCRIPT. Importing this package does
+not import redis-py; constructing a backend does, and a missing redis-py raises
 :class:`~limits_core.ConfigurationError` naming ``pip install 'limits-core[redis]'``.
 """
 

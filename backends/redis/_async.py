@@ -6,14 +6,7 @@ import asyncio
 from typing import Any
 
 from backends.redis._base import RedisBackendBase, pool_size
-from backends.redis._plan import (
-    CONSUME,
-    DEFAULT_PREFIX,
-    PEEK,
-    SERVER_TIME,
-    decode_reply,
-    escape_tag,
-)
+from backends.redis._plan import DEFAULT_PREFIX
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision
 
@@ -97,22 +90,27 @@ class AsyncRedisBackend(RedisBackendBase):
         plan = self._plans.get(id(algorithm))
         if plan is None or plan.algorithm is not algorithm:
             plan = self._plan(algorithm)
-        args = (SERVER_TIME if now_us is None else now_us, cost, CONSUME if consume else PEEK)
+        command = plan.command(key, now_us, cost, consume)
         try:
             if not self._ready:
                 await self._initialize()
             async with self._slots:
-                reply = await plan.script((plan.head + escape_tag(key) + "}",), args + plan.params)
+                try:
+                    reply = await self._execute(*command)
+                except self._noscript:
+                    # Redis refused to run the script, so nothing was counted: load it, resend.
+                    await self._client.script_load(plan.script.source)
+                    reply = await self._execute(*command)
         except self._caught as exc:
             raise self._translate(exc, self._address) from exc
-        return decode_reply(reply, plan.limit)
+        return plan.decode(reply)
 
     async def areset(self, algorithm: Algorithm, key: str) -> None:
         plan = self._plan(algorithm)
         try:
             if not self._ready:
                 await self._initialize()
-            await self._client.delete(plan.key(key))
+            await self._client.delete(*plan.keys(key))
         except self._caught as exc:
             raise self._translate(exc, self._address) from exc
 

@@ -13,7 +13,7 @@ from backends.redis._connect import (
     mask_url,
     warn_if_retrying,
 )
-from backends.redis._plan import SCRIPT_KINDS, Plan, check_prefix, make_plan, script_text
+from backends.redis._plan import Plan, check_prefix, make_plan
 from limits_core.algorithm import Algorithm
 from limits_core.errors import BackendError, ConfigurationError
 
@@ -43,9 +43,10 @@ class RedisBackendBase:
         connect_timeout = check_timeout(connect_timeout, "connect_timeout")
         redis = import_redis()
         # Imported only now: it names redis-py's exception classes.
-        from backends.redis._errors import CAUGHT, translate
+        from backends.redis._errors import CAUGHT, NOSCRIPT, translate
 
         self._caught = CAUGHT
+        self._noscript = NOSCRIPT
         self._translate: Callable[[BaseException, str], BackendError] = translate
         if (url is None) == (client is None):
             raise ConfigurationError("give exactly one of a Redis URL and client=")
@@ -70,7 +71,9 @@ class RedisBackendBase:
             self._address = describe_client(client)
         self._owns_client = client is None
         self._closed = False
-        self._scripts: dict[str, Any] = {}
+        # Scripts run as EVALSHA through the client's own execute_command: redis-py's Script
+        # wrapper would add a call layer and re-check its arguments on every call.
+        self._execute = self._client.execute_command
         self._plans: dict[int, Plan] = {}
 
     def _check_client(self, redis: Any, client: Any) -> None:
@@ -101,11 +104,7 @@ class RedisBackendBase:
         # The plan holds the algorithm, so its id cannot be reused while the plan is cached.
         if plan is not None and plan.algorithm is algorithm:
             return plan
-        kind = algorithm.kind
-        script = self._scripts.get(kind)
-        if script is None and kind in SCRIPT_KINDS:
-            script = self._scripts[kind] = self._client.register_script(script_text(kind))
-        plan = make_plan(self._prefix, algorithm, script)  # rejects unknown algorithms
+        plan = make_plan(self._prefix, algorithm)  # rejects unknown algorithms
         if len(self._plans) >= _MAX_PLANS:
             self._plans.clear()
         self._plans[id(algorithm)] = plan

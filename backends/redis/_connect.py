@@ -8,10 +8,10 @@ Retries. redis-py retries a command after a ``ConnectionError`` or ``TimeoutErro
 retry loop). For a rate-limit script that is wrong: a timeout after the request was sent leaves
 the outcome unknown, and sending EVALSHA again could count the hit twice. Every client this
 module creates therefore gets ``Retry(NoBackoff(), 0)``: the error surfaces at once and the
-backend raises ``BackendUnavailable``. The one retry that stays is the one in redis-py's
-``Script.__call__``: it reloads the script and sends EVALSHA again only after a
-``NoScriptError``, which the server returns *instead of* running the script, so nothing has
-been counted yet. hiredis is used when installed because no ``parser_class`` is forced.
+backend raises ``BackendUnavailable``. The one resend that stays is the backends' own: after
+a ``NoScriptError``, which the server returns *instead of* running the script, they load the
+script and send EVALSHA once more; nothing has been counted yet. hiredis is used when
+installed because no ``parser_class`` is forced.
 """
 
 from __future__ import annotations

@@ -6,11 +6,15 @@ from redis import exceptions as rex
 
 from limits_core.errors import BackendError, BackendUnavailable
 
-__all__ = ["CAUGHT", "translate"]
+__all__ = ["CAUGHT", "NOSCRIPT", "translate"]
 
 #: What a backend catches around a driver call; everything else propagates unchanged.
 #: (RedisClusterException is not a RedisError.)
 CAUGHT: tuple[type[BaseException], ...] = (rex.RedisError, rex.RedisClusterException, OSError)
+
+#: Redis refused to run a script it does not have (``SCRIPT FLUSH``, a restart): nothing ran,
+#: so loading the script and sending the call again cannot count anything twice.
+NOSCRIPT: type[BaseException] = rex.NoScriptError
 
 # redis-py < 5.1 has no AuthorizationError.
 _CREDENTIALS = (

@@ -6,32 +6,24 @@ call only builds one key string and one argument tuple, and decodes one reply.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cache
-from importlib.resources import files
 from typing import Any
 
 from algorithms import FixedWindow, SlidingLog, TokenBucket
+from backends.redis._scripts import KINDS, LuaScript, algorithm_script
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision, decision_from_us
 from limits_core.errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_PREFIX",
-    "SCRIPT_KINDS",
     "Plan",
     "check_prefix",
-    "decode_reply",
     "escape_tag",
     "make_plan",
     "redis_key",
-    "script_text",
 ]
 
 DEFAULT_PREFIX = "limits-core:"
-
-#: Algorithm kinds with a script, each in ``lua/<kind>.lua``.
-SCRIPT_KINDS = ("fixed_window", "sliding_log", "token_bucket")
 
 #: Characters that would break the hash tag (``{``, ``}``) plus the escape character itself,
 #: so the escaping is injective: ``%`` becomes ``%25``, ``{`` ``%7B``, ``}`` ``%7D``.
@@ -41,12 +33,6 @@ _ESCAPES = str.maketrans({"%": "%25", "{": "%7B", "}": "%7D"})
 CONSUME, PEEK = b"1", b"0"
 #: ARGV[1] when the server's clock decides (the script then calls TIME).
 SERVER_TIME = b""
-
-
-@cache
-def script_text(kind: str) -> str:
-    """The Lua source of ``kind``'s script, shipped as package data."""
-    return files("backends.redis").joinpath("lua", f"{kind}.lua").read_text(encoding="utf-8")
 
 
 def check_prefix(prefix: object) -> str:
@@ -76,22 +62,42 @@ def redis_key(prefix: str, algorithm: Algorithm, key: str) -> str:
     return f"{prefix}{algorithm.namespace}:{{{escape_tag(key)}}}"
 
 
-@dataclass(frozen=True, slots=True)
 class Plan:
-    """Everything a call needs about one algorithm, computed once.
+    """Everything a call needs about one algorithm, computed once per algorithm and backend.
 
-    ``head`` is the key up to the hash tag's opening brace; ``params`` the script's ARGV after
-    (now, cost, consume), already encoded; ``script`` the driver's script object.
+    ``command(key, now_us, cost, consume)`` is the whole EVALSHA command, arguments already
+    encoded but for the user key and the time; ``decode(reply)`` the decision.
     """
 
-    algorithm: Algorithm
-    head: str
-    params: tuple[bytes, ...]
-    limit: int
-    script: Any
+    __slots__ = ("algorithm", "call", "head", "limit", "params", "script")
 
-    def key(self, key: str) -> str:
-        return self.head + escape_tag(key) + "}"
+    def __init__(self, prefix: str, algorithm: Algorithm, script: LuaScript) -> None:
+        self.algorithm = algorithm
+        self.script = script
+        #: the key up to the hash tag's opening brace
+        self.head = f"{prefix}{algorithm.namespace}:{{"
+        self.limit = algorithm.limit
+        self.call = ("EVALSHA", script.sha, 1)
+        self.params = tuple(str(value).encode() for value in _params(algorithm))
+
+    def keys(self, key: str) -> tuple[str, ...]:
+        return (self.head + escape_tag(key) + "}",)
+
+    def command(self, key: str, now_us: int | None, cost: int, consume: bool) -> tuple[Any, ...]:
+        return (
+            *self.call,
+            self.head + escape_tag(key) + "}",
+            SERVER_TIME if now_us is None else now_us,
+            cost,
+            CONSUME if consume else PEEK,
+            *self.params,
+        )
+
+    def decode(self, reply: Any) -> Decision:
+        """The one place a script reply ``[allowed, remaining, reset_us, retry_us]`` is
+        decoded."""
+        allowed, remaining, reset_us, retry_us = reply
+        return decision_from_us(allowed == 1, self.limit, remaining, reset_us, retry_us)
 
 
 def _params(algorithm: Algorithm) -> tuple[int, ...]:
@@ -106,18 +112,13 @@ def _params(algorithm: Algorithm) -> tuple[int, ...]:
             algorithm.burst * unit,
             algorithm.max_state_ttl_us,
         )
-    raise ConfigurationError(
-        f"the Redis backends have no script for {algorithm!r}; supported: {', '.join(SCRIPT_KINDS)}"
-    )
+    raise ConfigurationError(f"the Redis backends have no script for {algorithm!r}")
 
 
-def make_plan(prefix: str, algorithm: Algorithm, script: Any) -> Plan:
-    """The :class:`Plan` of ``algorithm`` under ``prefix``, running ``script``."""
-    params = tuple(str(value).encode() for value in _params(algorithm))
-    return Plan(algorithm, f"{prefix}{algorithm.namespace}:{{", params, algorithm.limit, script)
-
-
-def decode_reply(reply: Any, limit: int) -> Decision:
-    """The one place a script reply ``[allowed, remaining, reset_us, retry_us]`` is decoded."""
-    allowed, remaining, reset_us, retry_us = reply
-    return decision_from_us(allowed == 1, limit, remaining, reset_us, retry_us)
+def make_plan(prefix: str, algorithm: Algorithm) -> Plan:
+    """The :class:`Plan` of ``algorithm`` under ``prefix``; rejects unsupported algorithms."""
+    if algorithm.kind not in KINDS:
+        raise ConfigurationError(
+            f"the Redis backends have no script for {algorithm!r}; supported: {', '.join(KINDS)}"
+        )
+    return Plan(prefix, algorithm, algorithm_script(algorithm.kind))

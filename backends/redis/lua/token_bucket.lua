@@ -1,48 +1,18 @@
 --[[
-limits-core: token bucket, one atomic step (must agree with algorithms/token_bucket.py).
+limits-core: token bucket (must agree with algorithms/token_bucket.py).
 
-The state is a hash {t = tokens in scaled units, l = time of that level in microseconds}; a
-key with no state is a full bucket. One token is `unit` scaled units and the bucket gains
-`refill` units per microsecond, so every quantity is an integer below 2**53, exact in a Lua
-double. Divisions go through math.fmod, which is exact, so floor and ceiling quotients are
-exact too (a rounded a / b could land on the wrong side of an integer).
+The state is the string "<tokens>:<last>": the level in scaled units and the time of that
+level in microseconds; a key with no state is a full bucket. One token is `unit` scaled units
+and the bucket gains `refill` units per microsecond, so every quantity is an integer below
+2**53, exact in a Lua double. Divisions go through math.fmod, which is exact, so floor and
+ceiling quotients are exact too (a rounded a / b could land on the wrong side of an integer).
 
-The clock: ARGV[1] is the limiter's time in microseconds, or empty (or negative) to use the
-server's TIME. Time never runs backwards for a key: a `now` before the stored time is treated
-as the stored time. An admitted write sets PEXPIRE to the time until the bucket is full again
-(rounded up to the millisecond): a missing key then means the same full bucket.
+Time never runs backwards for a key: a `now` before the stored time is treated as the stored
+time. An admitted write is one SET with PX = the time until the bucket is full again (rounded
+up to the millisecond): a missing key then means the same full bucket.
 
-KEYS[1]  the bucket hash
-ARGV     now_us | '', cost, consume ('1' | '0'), burst, unit, refill, capacity, fill_us
-Reply    {allowed (1|0), remaining, reset_after_us, retry_after_us (-1 = never)}, integers
+Parameters: burst, unit, refill, capacity, fill_us.
 ]]
-
-local key = KEYS[1]
-local now = tonumber(ARGV[1])
-local cost = tonumber(ARGV[2])
-local consume = ARGV[3] == '1'
-local burst = tonumber(ARGV[4])
-local unit = tonumber(ARGV[5])
-local refill = tonumber(ARGV[6])
-local capacity = tonumber(ARGV[7])
-local fill = tonumber(ARGV[8])
-
-if not now or now < 0 then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-
-local function int(x)
-  return string.format('%d', x)
-end
-
-local function ttl_ms(us)
-  local r = math.fmod(us, 1000)
-  local ms = (us - r) / 1000
-  if r > 0 then ms = ms + 1 end
-  if ms < 1 then ms = 1 end
-  return int(ms)
-end
 
 -- Exact integer quotients of non-negative integers below 2**53.
 local function floor_div(a, b)
@@ -56,35 +26,37 @@ local function ceil_div(a, b)
   return q
 end
 
-local found = redis.call('HMGET', key, 't', 'l')
-local tokens, last = tonumber(found[1]), tonumber(found[2])
-if tokens and last then
-  local elapsed = now - last
-  if elapsed < 0 then
-    now = last
-  elseif elapsed >= fill then
-    tokens = capacity
-  else
-    -- elapsed * refill < capacity; a sum above capacity is clamped, so rounding cannot matter.
-    tokens = tokens + elapsed * refill
-    if tokens > capacity then tokens = capacity end
+local function token_bucket_decide(key, now, cost, a, i)
+  local burst, unit, refill = tonumber(a[i]), tonumber(a[i + 1]), tonumber(a[i + 2])
+  local capacity, fill = tonumber(a[i + 3]), tonumber(a[i + 4])
+  local tokens = capacity
+  local stored = redis.call('GET', key)
+  if stored then
+    local sep = string.find(stored, ':', 1, true)
+    local last = tonumber(string.sub(stored, sep + 1))
+    local elapsed = now - last
+    if elapsed < 0 then
+      now = last
+      tokens = tonumber(string.sub(stored, 1, sep - 1))
+    elseif elapsed < fill then
+      -- elapsed * refill < capacity; a sum above capacity is clamped, so rounding cannot matter.
+      tokens = tonumber(string.sub(stored, 1, sep - 1)) + elapsed * refill
+      if tokens > capacity then tokens = capacity end
+    end
   end
-else
-  tokens = capacity
+  local need = cost * unit
+  if tokens < need then
+    local retry = -1
+    if cost <= burst then retry = ceil_div(need - tokens, refill) end
+    return false, floor_div(tokens, unit), ceil_div(capacity - tokens, refill), retry
+  end
+  tokens = tokens - need
+  local reset = ceil_div(capacity - tokens, refill)
+  return true, floor_div(tokens, unit), reset, 0, tokens, now, reset
 end
 
-if cost > burst then
-  return {0, floor_div(tokens, unit), ceil_div(capacity - tokens, refill), -1}
+local function token_bucket_commit(key, write, now, cost, a, i, tokens, last, reset)
+  if write then
+    redis.call('SET', key, string.format('%d:%d', tokens, last), 'PX', px(reset))
+  end
 end
-local need = cost * unit
-if tokens < need then
-  return {0, floor_div(tokens, unit), ceil_div(capacity - tokens, refill),
-    ceil_div(need - tokens, refill)}
-end
-tokens = tokens - need
-local reset = ceil_div(capacity - tokens, refill)
-if consume then
-  redis.call('HSET', key, 't', int(tokens), 'l', int(now))
-  redis.call('PEXPIRE', key, ttl_ms(reset))
-end
-return {1, floor_div(tokens, unit), reset, 0}

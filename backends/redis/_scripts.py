@@ -1,0 +1,48 @@
+"""The Lua scripts, assembled from the fragments in ``lua/`` (shipped as package data).
+
+Each algorithm's logic exists once, in ``lua/<kind>.lua``, as a ``<kind>_decide`` and a
+``<kind>_commit`` function (the contract is at the top of ``lua/common.lua``). A script is
+``common.lua`` + the fragments it needs + a small main: ``main.lua`` runs one algorithm,
+``policy.lua`` runs several on one key, all or nothing. Sources and their SHA1 digests are
+computed once per process; the backends run them with EVALSHA and load them only when Redis
+answers NOSCRIPT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+
+__all__ = ["KINDS", "LuaScript", "algorithm_script"]
+
+#: Algorithm kinds with a fragment ``lua/<kind>.lua``.
+KINDS = ("fixed_window", "sliding_log", "token_bucket")
+
+
+@dataclass(frozen=True, slots=True)
+class LuaScript:
+    """A script's source and the SHA1 digest Redis knows it by."""
+
+    source: str
+    sha: str
+
+
+@cache
+def _read(name: str) -> str:
+    return files("backends.redis").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+
+
+def _script(*parts: str) -> LuaScript:
+    source = "\n".join(parts)
+    return LuaScript(source, hashlib.sha1(source.encode()).hexdigest())
+
+
+@cache
+def algorithm_script(kind: str) -> LuaScript:
+    """The script running the algorithm ``kind`` alone on one key."""
+    if kind not in KINDS:
+        raise KeyError(kind)
+    bind = f"local decide, commit = {kind}_decide, {kind}_commit\n"
+    return _script(_read("common"), _read(kind), bind + _read("main"))

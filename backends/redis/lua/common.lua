@@ -1,0 +1,28 @@
+--[[
+limits-core: what every algorithm fragment may use. The scripts are assembled from fragments
+by backends/redis/_scripts.py: this file, then one `<kind>.lua` per algorithm, then a main
+(main.lua for one algorithm, policy.lua for several).
+
+A fragment `<kind>.lua` defines two local functions:
+
+  <kind>_decide(key, now, cost, a, i)
+      -> allowed, remaining, reset_after_us, retry_after_us, s1, s2, s3, s4
+    Reads the state at `key` and decides a request of `cost` at `now` (integer microseconds)
+    exactly as the algorithm's step() does; writes nothing. The algorithm's parameters are
+    a[i], a[i + 1]... (a is ARGV). s1..s4 are the fragment's own, for its commit.
+
+  <kind>_commit(key, write, now, cost, a, i, s1, s2, s3, s4)
+    Called once after every decision of the script was made. `write` is true when the
+    request is admitted (by every limit of a policy) and consumes: store the new state and
+    its TTL. Otherwise write nothing but, at most, a TTL on a key found without one.
+
+Numbers sent to Redis go through string.format('%d'): Lua's own number-to-string conversion
+(and Redis' for number arguments) can print a microsecond timestamp in exponent notation.
+]]
+
+-- A PX argument: `us` in milliseconds rounded up, at least 1 (PEXPIRE 0 would delete the key).
+-- `us / 1000` is exact enough: below 2**53 the quotient cannot round across an integer.
+local function px(us)
+  if us <= 1000 then return '1' end
+  return string.format('%d', math.ceil(us / 1000))
+end

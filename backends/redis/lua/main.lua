@@ -1,0 +1,18 @@
+--[[
+One algorithm, one atomic step: `decide` and `commit` are the fragment's (see common.lua).
+
+KEYS[1]  the key's state
+ARGV     now_us | '' (the server's TIME), cost, consume ('1' | '0'), the algorithm's parameters
+Reply    {allowed (1|0), remaining, reset_after_us, retry_after_us (-1 = never)}, integers
+]]
+
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = t[1] * 1000000 + t[2]
+end
+local cost = tonumber(ARGV[2])
+local ok, remaining, reset, retry, s1, s2, s3, s4 = decide(KEYS[1], now, cost, ARGV, 4)
+commit(KEYS[1], ok and ARGV[3] == '1', now, cost, ARGV, 4, s1, s2, s3, s4)
+if ok then return {1, remaining, reset, retry} end
+return {0, remaining, reset, retry}
