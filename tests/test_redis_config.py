@@ -124,10 +124,38 @@ def test_an_unreachable_cluster_is_unavailable() -> None:
         RedisBackend(f"redis+cluster://:pw@127.0.0.1:{free_port()}")
 
 
-def test_a_retrying_client_draws_a_warning(redis_url: str) -> None:
-    client = redis.Redis(host="127.0.0.1")  # redis-py's default: retries on timeouts
+def test_a_retrying_client_draws_a_warning_when_its_retries_apply(redis_url: str) -> None:
+    # redis-py's default retries on timeouts; they apply to calls through execute_command,
+    # which single-connection (and cluster) clients use.
+    client = redis.Redis(host="127.0.0.1", single_connection_client=True)
     with pytest.warns(RuntimeWarning, match="count a hit twice"):
-        RedisBackend(client=client)
+        backend = RedisBackend(client=client)
+    assert backend._direct is None
+    client.close()
+    # A pooled client's scripts go straight to its connections: its retries never apply.
+    pooled = redis.Redis(host="127.0.0.1")
+    assert RedisBackend(client=pooled)._direct is not None
+    pooled.close()
+
+
+@pytest.mark.parametrize("kind", ["single", "blocking", "resp3"])
+def test_clients_of_every_kind_count_each_hit_once(
+    kind: str, redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    if kind == "blocking":
+        pool = redis.BlockingConnectionPool.from_url(
+            redis_url, max_connections=2, retry=Retry(NoBackoff(), 0)
+        )
+        client = redis.Redis(connection_pool=pool)
+    else:
+        options: dict[str, Any] = {"single_connection_client": True} if kind == "single" else {}
+        if kind == "resp3":
+            options["protocol"] = 3
+        client = redis.Redis.from_url(redis_url, retry=Retry(NoBackoff(), 0), **options)
+    limiter = Limiter(FixedWindow("3/10s"), RedisBackend(client=client, prefix=redis_prefix))
+    assert [limiter.hit("k").remaining for _ in range(4)] == [2, 1, 0, 0]
+    redis_client.script_flush()
+    assert limiter.peek("k").denied
     client.close()
 
 
@@ -226,3 +254,19 @@ def test_keys_are_prefix_namespace_and_tag(redis_client: redis.Redis, redis_pref
     Limiter(FixedWindow("5/10s"), backend).hit("a{b}:c")
     keys = [k.decode() for k in redis_client.keys(f"{redis_prefix}*")]
     assert keys == [f"{redis_prefix}fw:5:10000000:{{a%7Bb%7D:c}}"]
+
+
+@pytest.mark.parametrize("single", [True, False])
+async def test_async_clients_count_each_hit_once(
+    single: bool, redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    client = redis.asyncio.Redis.from_url(
+        redis_url, retry=redis.asyncio.retry.Retry(NoBackoff(), 0), single_connection_client=single
+    )
+    backend = AsyncRedisBackend(client=client, prefix=redis_prefix)
+    assert (backend._direct is None) == single
+    limiter = AsyncLimiter(FixedWindow("3/10s"), backend)
+    assert [(await limiter.hit("k")).remaining for _ in range(4)] == [2, 1, 0, 0]
+    redis_client.script_flush()
+    assert (await limiter.peek("k")).denied
+    await client.aclose()

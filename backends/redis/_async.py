@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from backends.redis._base import RedisBackendBase, pool_size
@@ -25,8 +26,11 @@ class AsyncRedisBackend(RedisBackendBase):
         client: instead of ``url``, an existing ``redis.asyncio.Redis`` or
             ``redis.asyncio.cluster.RedisCluster``. The backend never closes a client it was
             given.
-            Give it ``retry=Retry(NoBackoff(), 0)``: redis-py resends a command after a
-            timeout by default, which could count a hit twice (a ``RuntimeWarning`` says so).
+            Scripts go straight to a plain client's pooled connections, never resent after
+            a timeout; a cluster client (or a ``single_connection_client``) runs them through
+            its ``execute_command``, so give it ``retry=Retry(NoBackoff(), 0)``: redis-py
+            resends a command after a timeout by default, which could count a hit twice (a
+            ``RuntimeWarning`` says so).
         prefix: starts every key, to isolate applications sharing one Redis (default
             ``"limits-core:"``); it must not contain ``{`` or ``}``.
         socket_timeout: seconds to wait for a reply (default 1.0; ``None`` waits forever).
@@ -74,6 +78,32 @@ class AsyncRedisBackend(RedisBackendBase):
         self._slots = asyncio.Semaphore(pool_size(self._client))
         self._ready = False
         self._ready_lock = asyncio.Lock()
+        self._send = self._sender()
+
+    def _sender(self) -> Callable[[tuple[Any, ...]], Awaitable[Any]]:
+        """``await send(command) -> reply``: on a pooled connection when allowed, else through
+        ``execute_command`` (see ``_connect.direct_pool``)."""
+        if self._direct is None:
+            execute = self._execute
+
+            async def send_through_client(command: tuple[Any, ...]) -> Any:
+                return await execute(*command)
+
+            return send_through_client
+        pool, args = self._direct
+        get_connection, release = pool.get_connection, pool.release
+
+        async def send(command: tuple[Any, ...]) -> Any:
+            connection = await get_connection(*args)
+            try:
+                # Both calls close the connection on any failure (a cancellation included),
+                # so it is never reused with a reply still in flight.
+                await connection.send_command(*command)
+                return await connection.read_response()
+            finally:
+                await release(connection)
+
+        return send
 
     async def _initialize(self) -> None:
         # redis.asyncio's RedisCluster drops connections when many tasks make its very first
@@ -96,11 +126,11 @@ class AsyncRedisBackend(RedisBackendBase):
                 await self._initialize()
             async with self._slots:
                 try:
-                    reply = await self._execute(*command)
+                    reply = await self._send(command)
                 except self._noscript:
                     # Redis refused to run the script, so nothing was counted: load it, resend.
                     await self._client.script_load(plan.script.source)
-                    reply = await self._execute(*command)
+                    reply = await self._send(command)
         except self._caught as exc:
             raise self._translate(exc, self._address) from exc
         return plan.decode(reply)

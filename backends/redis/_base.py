@@ -9,6 +9,7 @@ from backends.redis._connect import (
     check_timeout,
     create_client,
     describe_client,
+    direct_pool,
     import_redis,
     mask_url,
     warn_if_retrying,
@@ -66,14 +67,18 @@ class RedisBackendBase:
                     f"client options {sorted(options)} apply only to a client built from a URL"
                 )
             self._check_client(redis, client)
-            warn_if_retrying(client)
+            if direct_pool(client) is None:
+                # Only calls through execute_command are subject to the client's retries.
+                warn_if_retrying(client)
             self._client = client
             self._address = describe_client(client)
         self._owns_client = client is None
         self._closed = False
-        # Scripts run as EVALSHA through the client's own execute_command: redis-py's Script
-        # wrapper would add a call layer and re-check its arguments on every call.
+        # Scripts run as EVALSHA on a pooled connection (see direct_pool), or through the
+        # client's execute_command: never through redis-py's Script wrapper, a call layer that
+        # re-checks its arguments on every call.
         self._execute = self._client.execute_command
+        self._direct = direct_pool(self._client)
         self._plans: dict[int, Plan] = {}
 
     def _check_client(self, redis: Any, client: Any) -> None:

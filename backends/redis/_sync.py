@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from backends.redis._base import RedisBackendBase
@@ -23,8 +24,11 @@ class RedisBackend(RedisBackendBase):
             redis-py's (``?ssl_cert_reqs=none``...).
         client: instead of ``url``, an existing ``redis.Redis`` or
             ``redis.cluster.RedisCluster``. The backend never closes a client it was given.
-            Give it ``retry=Retry(NoBackoff(), 0)``: redis-py resends a command after a
-            timeout by default, which could count a hit twice (a ``RuntimeWarning`` says so).
+            Scripts go straight to a plain client's pooled connections, never resent after
+            a timeout; a cluster client (or a ``single_connection_client``) runs them through
+            its ``execute_command``, so give it ``retry=Retry(NoBackoff(), 0)``: redis-py
+            resends a command after a timeout by default, which could count a hit twice (a
+            ``RuntimeWarning`` says so).
         prefix: starts every key, to isolate applications sharing one Redis (default
             ``"limits-core:"``); it must not contain ``{`` or ``}``.
         socket_timeout: seconds to wait for a reply (default 1.0; ``None`` waits forever).
@@ -65,6 +69,28 @@ class RedisBackend(RedisBackendBase):
             connect_timeout=connect_timeout,
             options=options,
         )
+        self._send = self._sender()
+
+    def _sender(self) -> Callable[[tuple[Any, ...]], Any]:
+        """``send(command) -> reply``: on a pooled connection when allowed, else through
+        ``execute_command`` (see ``_connect.direct_pool``)."""
+        if self._direct is None:
+            execute = self._execute
+            return lambda command: execute(*command)
+        pool, args = self._direct
+        get_connection, release = pool.get_connection, pool.release
+
+        def send(command: tuple[Any, ...]) -> Any:
+            connection = get_connection(*args)
+            try:
+                # Both calls close the connection on any failure, so it is never reused
+                # with a reply still in flight.
+                connection.send_command(*command)
+                return connection.read_response()
+            finally:
+                release(connection)
+
+        return send
 
     def decide(
         self, algorithm: Algorithm, key: str, cost: int, now_us: int | None, consume: bool
@@ -75,11 +101,11 @@ class RedisBackend(RedisBackendBase):
         command = plan.command(key, now_us, cost, consume)
         try:
             try:
-                reply = self._execute(*command)
+                reply = self._send(command)
             except self._noscript:
                 # Redis refused to run the script, so nothing was counted: load it, send again.
                 self._client.script_load(plan.script.source)
-                reply = self._execute(*command)
+                reply = self._send(command)
         except self._caught as exc:
             raise self._translate(exc, self._address) from exc
         return plan.decode(reply)
