@@ -23,7 +23,7 @@ import asyncio
 import itertools
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -36,6 +36,7 @@ __all__ = [
     "Contender",
     "Measurement",
     "Workload",
+    "combine",
     "measure",
     "measure_async",
 ]
@@ -99,6 +100,8 @@ class Measurement:
     samples: int
     #: Sampled calls whose outcome contradicted the path (admitted on deny, denied on allow).
     unexpected: int
+    #: Decisions per second of each round, when this combines several (see :func:`combine`).
+    rounds: tuple[float, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -113,7 +116,30 @@ class Measurement:
             "p99_us": round(self.p99_us, 3),
             "samples": self.samples,
             "unexpected": self.unexpected,
+            "rounds": [round(r, 1) for r in self.rounds or (self.per_second,)],
         }
+
+
+def combine(rounds: Sequence[Measurement]) -> Measurement:
+    """One measurement from alternating rounds of the same contender: the median round's
+    rates and percentiles (robust to a round slowed by a busy machine), summed counts."""
+    if not rounds:
+        raise ValueError("no rounds to combine")
+    first, median = rounds[0], statistics.median
+    return Measurement(
+        first.name,
+        first.kind,
+        first.ours,
+        first.mode,
+        sum(m.decisions for m in rounds),
+        sum(m.seconds for m in rounds),
+        median(m.per_second for m in rounds),
+        median(m.p50_us for m in rounds),
+        median(m.p99_us for m in rounds),
+        sum(m.samples for m in rounds),
+        sum(m.unexpected for m in rounds),
+        tuple(m.per_second for m in rounds),
+    )
 
 
 Progress = Callable[[float], None]

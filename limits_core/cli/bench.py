@@ -23,6 +23,7 @@ from limits_core.benchmarking import (
     Contender,
     Measurement,
     Workload,
+    combine,
     measure,
     measure_async,
 )
@@ -72,7 +73,7 @@ def register(subparsers: Any) -> None:
         type=float,
         default=2.0,
         metavar="SECONDS",
-        help="timed seconds per contender (default: 2)",
+        help="timed seconds per contender, all rounds together (default: 2)",
     )
     parser.add_argument(
         "--concurrency",
@@ -80,6 +81,14 @@ def register(subparsers: Any) -> None:
         default=1,
         metavar="N",
         help="1: one thread, sync limiter; N > 1: N asyncio tasks, async limiter (default: 1)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        metavar="N",
+        help="alternate the contenders N times and report each one's median round, so that "
+        "a busy moment of the machine slows them all alike (default: 3)",
     )
     parser.add_argument(
         "--peers",
@@ -93,8 +102,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     console = Console()
     rate = Rate.parse(args.rate or (ALLOW_RATE if args.path == "allow" else DENY_RATE))
-    if not 0 < args.duration <= 3600:
-        console.print("[red]--duration must be in (0, 3600] seconds[/red]")
+    if not 0 < args.duration <= 3600 or not 1 <= args.rounds <= 100:
+        console.print("[red]--duration must be in (0, 3600] seconds, --rounds in [1, 100][/red]")
         return 2
     backend_from_url(args.backend).close()  # a bad URL or a missing extra fails here, early
     token = f"lcb-{secrets.token_hex(4)}"
@@ -109,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     )
     for spec in specs:
         runs.append((spec.name, _peer_runner(spec, setup, tasks)))
-    results, failed = _run_all(console, runs, workload, args.duration)
+    results, failed = _run_all(console, runs, workload, args.duration / args.rounds, args.rounds)
     cleanup(setup)
     console.print(_table(args, setup, results, tasks))
     for name, reason in [*skipped, *failed]:
@@ -185,22 +194,29 @@ def _run_all(
     runs: list[tuple[str, Runner]],
     workload: Workload,
     duration: float,
+    rounds: int,
 ) -> tuple[list[Measurement], list[tuple[str, str]]]:
-    results, failed = [], []
+    """Run every contender ``rounds`` times in turn; a contender that fails is dropped."""
+    measured: dict[str, list[Measurement]] = {name: [] for name, _ in runs}
+    failed: dict[str, str] = {}
     columns = (TextColumn("{task.description:<32}"), BarColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
-        for name, runner in runs:
-            task = progress.add_task(name, total=1.0)
+        tasks = {name: progress.add_task(name, total=rounds) for name, _ in runs}
+        for done in range(rounds):
+            for name, runner in runs:
+                if name in failed:
+                    continue
 
-            def show(fraction: float, task: Any = task) -> None:
-                progress.update(task, completed=fraction)
+                def show(fraction: float, task: Any = tasks[name], done: int = done) -> None:
+                    progress.update(task, completed=done + fraction)
 
-            try:
-                results.append(runner(workload, duration, show))
-            except Exception as exc:  # a peer or a store failing must not hide the others
-                failed.append((name, f"failed: {type(exc).__name__}: {exc}"))
-            progress.update(task, completed=1.0)
-    return results, failed
+                try:
+                    measured[name].append(runner(workload, duration, show))
+                except Exception as exc:  # a peer or a store failing must not hide the others
+                    failed[name] = f"failed: {type(exc).__name__}: {exc}"
+                progress.update(tasks[name], completed=done + 1)
+    results = [combine(m) for name, m in measured.items() if m and name not in failed]
+    return results, list(failed.items())
 
 
 def _ratios(results: list[Measurement]) -> dict[str, tuple[float, str]]:
@@ -236,7 +252,8 @@ def _table(args: argparse.Namespace, setup: Setup, results: list[Measurement], t
             row.append(f"{ratio[0]:.2f}x" if ratio else "")
         table.add_row(*row, style="bold" if m.ours else None)
     table.caption = (
-        f"{args.duration:g} s per contender; Python {platform.python_version()}, "
+        f"{args.duration:g} s per contender in {args.rounds} alternating rounds (median "
+        f"round shown); Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs. Ours ÷ peer: decisions/s of the limits-core algorithm with "
         "the same semantics (fixed window; sliding log for limits MovingWindow and "
         "pyrate-limiter; token bucket) over the peer's; above 1, limits-core is faster."
@@ -270,6 +287,7 @@ def _document(
             "rate": str(setup.rate),
             "keys": setup.keys,
             "duration": args.duration,
+            "rounds": args.rounds,
             "concurrency": tasks or 1,
         },
         "results": rows,
