@@ -9,6 +9,7 @@ import os
 import platform
 import secrets
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +204,7 @@ def _run_all(
     with Progress(*columns, console=console, transient=True) as progress:
         tasks = {name: progress.add_task(name, total=rounds) for name, _ in runs}
         for done in range(rounds):
-            for name, runner in runs:
+            for number, (name, runner) in enumerate(runs):
                 if name in failed:
                     continue
 
@@ -211,7 +212,9 @@ def _run_all(
                     progress.update(task, completed=done + fraction)
 
                 try:
-                    measured[name].append(runner(workload, duration, show))
+                    # Keys of their own: peers store different types under similar names.
+                    own = replace(workload, key_prefix=f"{workload.key_prefix}{number}:")
+                    measured[name].append(runner(own, duration, show))
                 except Exception as exc:  # a peer or a store failing must not hide the others
                     failed[name] = f"failed: {type(exc).__name__}: {exc}"
                 progress.update(tasks[name], completed=done + 1)
