@@ -38,6 +38,8 @@ from limits_core.programs import KEYS, START_US, Op, random_program, run_async, 
 from limits_core.rate import Rate
 
 __all__ = [
+    "HAMMER_RATE",
+    "PROGRAM_RATE",
     "AlgorithmReport",
     "AsyncPurgesPrefix",
     "AsyncReportsKeysWithoutExpiry",

@@ -179,3 +179,28 @@ def test_over_admitting_backend_is_a_real_backend() -> None:
         store.decide(algorithm, "k", 1, 1_700_000_000_000_000, True).allowed for _ in range(5)
     ]
     assert outcomes == [True, False, True, False, True]
+
+
+@pytest.mark.redis
+def test_redis_fallbacks_find_keys_without_ttl_and_delete_by_prefix(
+    request: pytest.FixtureRequest,
+) -> None:
+    pytest.importorskip("backends.redis")
+    redis = pytest.importorskip("redis")
+    from limits_core.urls import backend_from_url
+    from tests.support.servers import require
+
+    url = require(request.config.getoption("--redis-url"), 6379, "Redis")
+    prefix = f"limits-core-test-fallback:{random.getrandbits(32):08x}*[?]:"  # glob characters
+    store = backend_from_url(url, prefix=prefix)
+    with redis.Redis.from_url(url) as client:
+        try:
+            client.set(f"{prefix}immortal", 1)
+            client.set(f"{prefix}mortal", 1, px=60_000)
+            client.set(prefix.replace("*", "x") + "neighbour", 1, px=60_000)  # not ours
+            assert keys_without_expiry(store, prefix) == [f"{prefix}immortal"]
+            assert purge_prefix(store, prefix) == f"deleted 2 keys under {prefix!r}"
+            assert client.exists(prefix.replace("*", "x") + "neighbour")
+        finally:
+            client.delete(prefix.replace("*", "x") + "neighbour", f"{prefix}immortal")
+            store.close()

@@ -11,8 +11,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from limits_core.cli._common import add_algorithm_option, selected_algorithms
+from limits_core.errors import ConfigurationError
 from limits_core.urls import async_backend_from_url, backend_from_url, mask_url
-from limits_core.verification import AlgorithmReport, verify
+from limits_core.verification import HAMMER_RATE, PROGRAM_RATE, AlgorithmReport, verify
 
 
 def register(subparsers: Any) -> None:
@@ -54,9 +55,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     url = args.backend
     if args.examples < 1:
-        parser_error = "--examples must be at least 1"
-        console.print(f"[red]{parser_error}[/red]")
-        return 2
+        raise ConfigurationError(f"--examples must be at least 1, got {args.examples}")
     backend_from_url(url, prefix="limits-core-verify:").close()  # a bad URL fails here, early
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
     algorithms = selected_algorithms(args)
@@ -80,12 +79,14 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         console.print(f"[bold red]FAILED[/bold red]: {', '.join(failed)} (seed {seed})")
         return 1
-    console.print(f"[bold green]all {len(reports)} algorithms passed[/bold green]")
+    passed = f"all {len(reports)} algorithms" if len(reports) != 1 else reports[0].name
+    console.print(f"[bold green]{passed} passed[/bold green]")
     return 0
 
 
 def _table(reports: list[AlgorithmReport]) -> Table:
     table = Table(title="limits-core verify", title_justify="left", show_lines=True)
+    table.caption = f"programs at {PROGRAM_RATE}; hammers at {HAMMER_RATE}, the clock frozen"
     table.add_column("algorithm")
     table.add_column("result")
     table.add_column("evidence")
@@ -104,5 +105,5 @@ def _table(reports: list[AlgorithmReport]) -> Table:
         ]
         if r.errors:
             lines.append(f"errors: {len(r.errors)}")
-        table.add_row(f"{r.name}\n{r.algorithm}", result, "\n".join(lines))
+        table.add_row(r.name, result, "\n".join(lines))
     return table
