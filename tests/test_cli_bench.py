@@ -10,6 +10,8 @@ from typing import Any
 import jsonschema
 import pytest
 
+from backends.memory import MemoryBackend
+from limits_core import BackendUnavailable
 from limits_core.benchmarking import Contender, Workload, combine, measure, measure_async
 from limits_core.cli import main
 from limits_core.rate import Rate
@@ -128,10 +130,21 @@ def test_subprocess(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "limits-core FixedWindow" in done.stdout
     assert _load_valid(out)["results"][0]["decisions"] > 0
-    bad = run_cli("bench", "--backend", "postgresql://root@127.0.0.1/none-such")
-    if bad.returncode == 2:  # no PostgreSQL backend in this tree: a clear message
-        assert "backends.postgres" in bad.stderr
-        assert "Traceback" not in bad.stderr
+    bad = run_cli("bench", "--backend", "mysql://root:hunter2@db/x")
+    assert bad.returncode == 2
+    assert "unknown backend URL 'mysql://root:***@db/x'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_a_failing_store_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    from limits_core import contenders
+
+    class Down(MemoryBackend):
+        def decide(self, *args: Any) -> Any:
+            raise BackendUnavailable("the store is down")
+
+    monkeypatch.setattr(contenders, "backend_from_url", lambda url, prefix=None: Down())
+    assert main([*QUICK, "--algorithm", "sliding_log"]) == 1
 
 
 def test_measure_counts_and_checks_the_path() -> None:
@@ -174,3 +187,17 @@ def test_combine_takes_the_median_round() -> None:
     assert combined.per_second == sorted(r.per_second for r in rounds)[1]
     assert combined.decisions == sum(r.decisions for r in rounds)
     assert combined.rounds == tuple(r.per_second for r in rounds)
+
+
+def test_the_command_line_imports_no_driver_or_peer() -> None:
+    code = (
+        "import sys\n"
+        "from limits_core.cli import build_parser\n"
+        "build_parser()\n"
+        "heavy = ('redis', 'asyncpg', 'psycopg', 'matplotlib', 'limits', 'pyrate_limiter',\n"
+        "         'throttled')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    done = run_cli(code=code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
