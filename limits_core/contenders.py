@@ -6,8 +6,8 @@ Peers, each compared with the limits-core algorithm of the same semantics:
 =======================  ===============  ==========================================
 peer                     compared with    stores
 =======================  ===============  ==========================================
-limits FixedWindow       fixed_window     memory, Redis (``limits``)
-limits MovingWindow      sliding_log      memory, Redis
+limits FixedWindow       fixed_window     memory, Redis, Redis Cluster (``limits``)
+limits MovingWindow      sliding_log      memory, Redis, Redis Cluster
 pyrate-limiter           sliding_log      memory, Redis (sync only)
 throttled FixedWindow    fixed_window     memory, Redis (``throttled-py``)
 throttled TokenBucket    token_bucket     memory, Redis
@@ -15,7 +15,7 @@ throttled TokenBucket    token_bucket     memory, Redis
 
 A peer runs only when its package is installed (``pip install 'limits-core[bench]'``), it
 supports the store, and the algorithm it is compared with is selected; otherwise
-:func:`peer_specs` says why it was skipped. No peer supports PostgreSQL here.
+:func:`peer_specs` says why it was skipped. No peer runs on PostgreSQL here.
 """
 
 from __future__ import annotations
@@ -47,8 +47,10 @@ class Setup:
 
 
 def family(url: str) -> str:
-    """``"memory"``, ``"redis"`` or ``"postgres"``."""
+    """``"memory"``, ``"redis"``, ``"redis-cluster"`` or ``"postgres"``."""
     scheme = url.partition("://")[0].lower() if "://" in url else url.strip().lower()
+    if scheme.endswith("+cluster"):
+        return "redis-cluster"
     if scheme.startswith("redis") or scheme == "unix":
         return "redis"
     if scheme.startswith("postgres"):
@@ -90,20 +92,16 @@ def cleanup(setup: Setup) -> list[str]:
     kind = family(setup.url)
     if kind == "memory":
         return []
-    store = backend_from_url(setup.url, prefix=setup.prefix)
+    store: Any = backend_from_url(setup.url, prefix=setup.prefix)
     try:
         done = [purge_prefix(store, setup.prefix)]
+        client = getattr(store, "client", None)  # redis-py's, for a single server or a cluster
+        if kind.startswith("redis") and client is not None:
+            keys = list(client.scan_iter(match=f"*{setup.prefix}*", count=1000))
+            # One DEL per key: in a Redis Cluster the keys live in different slots.
+            done.append(f"deleted {sum(client.delete(k) for k in keys)} peer keys")
     finally:
         store.close()
-    if kind == "redis":
-        import redis
-
-        client = redis.Redis.from_url(setup.url)
-        try:
-            keys = list(client.scan_iter(match=f"*{setup.prefix}*", count=1000))
-            done.append(f"deleted {sum(client.delete(k) for k in keys)} peer keys")
-        finally:
-            client.close()
     return done
 
 
@@ -226,7 +224,7 @@ PEERS: tuple[PeerSpec, ...] = (
         "limits",
         "limits",
         "fixed_window",
-        ("memory", "redis"),
+        ("memory", "redis", "redis-cluster"),
         _limits("FixedWindowRateLimiter"),
     ),
     PeerSpec(
@@ -234,7 +232,7 @@ PEERS: tuple[PeerSpec, ...] = (
         "limits",
         "limits",
         "sliding_log",
-        ("memory", "redis"),
+        ("memory", "redis", "redis-cluster"),
         _limits("MovingWindowRateLimiter"),
     ),
     PeerSpec(
