@@ -12,7 +12,8 @@ How it times, so that the numbers mean the same for every contender:
 - async: ``tasks`` tasks call in a loop; throughput is every call over the wall time, and one
   call in eight is timed for the percentiles (so they include waiting for the event loop);
 - before timing, a short warm-up loads scripts and opens connections; on the deny path every
-  key first gets its limit spent, so that every timed call is denied;
+  key first gets its limit spent, so that every timed call is denied; then a full garbage
+  collection, so that no contender pays for another's garbage;
 - the sampled calls' outcomes are checked against the path: a deny-path run that admits, or
   an allow-path run that denies, is reported in ``unexpected``.
 """
@@ -20,6 +21,7 @@ How it times, so that the numbers mean the same for every contender:
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import statistics
 import time
@@ -193,6 +195,7 @@ def measure(
     if hit is None:
         raise ConfigurationError(f"{contender.name} has no synchronous interface")
     _prime(hit, allowed, workload)
+    gc.collect()  # a previous contender's garbage must not be collected on this one's clock
     expect = workload.path == "allow"
     keys: Iterator[str] = itertools.cycle(workload.key_names())
     islice, clock, clock_ns = itertools.islice, time.perf_counter, time.perf_counter_ns
@@ -250,6 +253,7 @@ async def measure_async(
     if tasks < 1:
         raise ConfigurationError(f"tasks must be at least 1, got {tasks}")
     await _aprime(ahit, allowed, workload)
+    gc.collect()
     expect = workload.path == "allow"
     keys: Iterator[str] = itertools.cycle(workload.key_names())
     clock, clock_ns = time.perf_counter, time.perf_counter_ns
