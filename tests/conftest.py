@@ -16,7 +16,7 @@ from backends.memory import MemoryBackend
 from limits_core import AsyncLimiter, Clock, Limiter
 from limits_core.algorithm import Algorithm
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.support.redis_fixtures"]
 
 ALGORITHMS: dict[str, Callable[[], Algorithm]] = {
     "fixed_window": lambda: FixedWindow("5/10s"),
@@ -36,8 +36,16 @@ MakeAsyncLimiter = Callable[..., AsyncLimiter]
 
 #: Fixture names of sync backend factories: each returns ``make(algorithm, clock) -> Limiter``.
 SYNC_BACKENDS = [pytest.param("memory_limiters", id="memory")]
+SYNC_BACKENDS += [
+    pytest.param("redis_limiters", id="redis", marks=pytest.mark.redis),
+    pytest.param("redis_cluster_limiters", id="redis-cluster", marks=pytest.mark.redis),
+]
 #: Fixture names of async backend factories: ``make(algorithm, clock) -> AsyncLimiter``.
 ASYNC_BACKENDS = [pytest.param("memory_async_limiters", id="memory")]
+ASYNC_BACKENDS += [
+    pytest.param("redis_async_limiters", id="redis", marks=pytest.mark.redis),
+    pytest.param("redis_cluster_async_limiters", id="redis-cluster", marks=pytest.mark.redis),
+]
 
 
 @pytest.fixture
