@@ -201,3 +201,21 @@ def test_the_command_line_imports_no_driver_or_peer() -> None:
     done = run_cli(code=code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.redis
+def test_redis_with_peers_leaves_no_keys(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    pytest.importorskip("backends.redis")
+    redis = pytest.importorskip("redis")
+    from tests.support.servers import require
+
+    url = require(request.config.getoption("--redis-url"), 6379, "Redis")
+    out = tmp_path / "bench.json"
+    args = ["bench", "--backend", url, "--duration", "0.1", "--rounds", "1", "--keys", "20"]
+    assert main([*args, "--path", "deny", "--peers", "--json", str(out)]) == 0
+    document = _load_valid(out)
+    names = {r["name"] for r in document["results"]}
+    assert {"limits-core FixedWindow", "limits-core SlidingLog", "limits-core TokenBucket"} <= names
+    assert all(r["unexpected"] == 0 for r in document["results"])
+    with redis.Redis.from_url(url) as client:
+        assert list(client.scan_iter(match="*lcb-*", count=1000)) == []
