@@ -22,9 +22,9 @@ def register(subparsers: Any) -> None:
             "Sends a traffic pattern at one key through each algorithm on the in-memory "
             "backend, in virtual time (a ManualClock), and prints the requests admitted and "
             "denied in each bin; --plot draws them (needs matplotlib: the 'plot' extra). "
-            "Patterns: steady (90%% of the rate, evenly spaced), burst (twice the limit in "
+            "Patterns: steady (90% of the rate, evenly spaced), burst (twice the limit in "
             "a tenth of a period, every three periods), boundary (the limit just before a "
-            "window ends and again just after), poisson (random arrivals at 90%% of the rate)."
+            "window ends and again just after), poisson (random arrivals at 90% of the rate)."
         ),
     )
     parser.add_argument(
