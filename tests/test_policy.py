@@ -8,11 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from algorithms import FixedWindow, SlidingLog, TokenBucket
-from backends.memory import MemoryBackend
-from limits_core import ConfigurationError, Limiter, ManualClock, Policy
-from tests.conftest import MakeLimiter
+from limits_core import ConfigurationError, ManualClock, Policy
+from tests.conftest import MakeAsyncLimiter, MakeLimiter
 from tests.support.oracles import check_trace
-from tests.support.programs import KEYS, Op, new_clock, programs, run_model, run_sync
+from tests.support.programs import KEYS, Op, new_clock, programs, run_async, run_model, run_sync
 
 POLICY = Policy(FixedWindow("4/10s"), SlidingLog("6/30s"), TokenBucket("1/s", burst=3))
 fixture_ok = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -25,19 +24,25 @@ def test_model_keeps_every_limits_promise(program: list[Op]) -> None:
 
 @fixture_ok
 @given(program=programs(POLICY, max_ops=40, keys=KEYS[:3]))
-def test_memory_backend_agrees_with_the_model(
-    memory_limiters: MakeLimiter, program: list[Op]
-) -> None:
+def test_sync_backends_agree_with_the_model(make_limiter: MakeLimiter, program: list[Op]) -> None:
     clock = new_clock()
-    with memory_limiters(POLICY, clock) as limiter:
+    with make_limiter(POLICY, clock) as limiter:
         assert run_sync(limiter, clock, program) == run_model(POLICY, program)
 
 
-def test_a_request_denied_by_one_limit_consumes_from_none() -> None:
+@fixture_ok
+@given(program=programs(POLICY, max_ops=40, keys=KEYS[:3]))
+async def test_async_backends_agree_with_the_model(
+    make_async_limiter: MakeAsyncLimiter, program: list[Op]
+) -> None:
+    clock = new_clock()
+    async with make_async_limiter(POLICY, clock) as limiter:
+        assert await run_async(limiter, clock, program) == run_model(POLICY, program)
+
+
+def test_a_request_denied_by_one_limit_consumes_from_none(make_limiter: MakeLimiter) -> None:
     clock = ManualClock()
-    limiter = Limiter(
-        [FixedWindow("10/second"), FixedWindow("3/day")], MemoryBackend(), clock=clock
-    )
+    limiter = make_limiter([FixedWindow("10/second"), FixedWindow("3/day")], clock)
     assert [limiter.hit("k").allowed for _ in range(4)] == [True, True, True, False]
     denied = limiter.hit("k")
     assert denied.limit == 3
@@ -51,8 +56,8 @@ def test_a_request_denied_by_one_limit_consumes_from_none() -> None:
     assert limiter.hit("k", 3).allowed
 
 
-def test_the_most_restrictive_limit_is_reported() -> None:
-    limiter = Limiter([FixedWindow("10/second"), FixedWindow("1000/day")], MemoryBackend())
+def test_the_most_restrictive_limit_is_reported(make_limiter: MakeLimiter) -> None:
+    limiter = make_limiter([FixedWindow("10/second"), FixedWindow("1000/day")])
     d = limiter.hit("k", 4)
     assert (d.limit, d.remaining) == (10, 6)
     assert [p.remaining for p in d.details] == [6, 996]

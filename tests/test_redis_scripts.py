@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from algorithms import FixedWindow, SlidingLog, TokenBucket
 from backends.redis import AsyncRedisBackend, RedisBackend
-from backends.redis._plan import redis_key
+from backends.redis._plan import redis_key, redis_keys
 from backends.redis._scripts import KINDS, algorithm_script
-from limits_core import AsyncLimiter, Limiter, ManualClock, Rate
+from limits_core import AsyncLimiter, Limiter, ManualClock, Policy, Rate
 from limits_core.algorithm import Algorithm
 from tests.conftest import MakeAsyncLimiter, MakeLimiter
 
@@ -29,6 +29,7 @@ ALGORITHMS = {
     "token_bucket": TokenBucket("5/10s", burst=7),
     "token_bucket_odd": TokenBucket(Rate(7, 3.0), burst=4),
     "sliding_log_big": SlidingLog("1000/s"),
+    "policy": Policy(FixedWindow("5/10s"), SlidingLog("7/20s"), TokenBucket("3/s", burst=4)),
 }
 KEYS = ("a", "{x}", "}:{")
 
@@ -95,18 +96,21 @@ def backend(redis_client: redis.Redis, redis_prefix: str) -> RedisBackend:
 def test_peeks_and_denials_write_nothing(
     name: str, backend: RedisBackend, redis_client: redis.Redis, redis_prefix: str
 ) -> None:
+    """For the policy, the denials come from its token bucket alone: the other limits would
+    admit them, and still nothing of theirs is written."""
     algorithm = ALGORITHMS[name]
     limiter = Limiter(algorithm, backend, clock=ManualClock())
-    key = redis_key(redis_prefix, algorithm, "k")
+    keys = redis_keys(redis_prefix, algorithm, "k")
     limiter.peek("k", 1)
     limiter.hit("k", algorithm.limit + 1)
-    assert not redis_client.exists(key)
+    assert not redis_client.exists(*keys)
     assert limiter.hit("k", algorithm.limit).allowed
-    before = redis_client.dump(key)
+    assert redis_client.exists(*keys) == len(keys)
+    before = [redis_client.dump(key) for key in keys]
     for cost in (1, algorithm.limit + 1):
         assert limiter.hit("k", cost).denied
         limiter.peek("k", cost)
-    assert redis_client.dump(key) == before
+    assert [redis_client.dump(key) for key in keys] == before
 
 
 def test_fixed_window_repairs_a_key_without_ttl(

@@ -1,7 +1,8 @@
 """What the sync and async Redis backends share: keys, script arguments and reply decoding.
 
-Nothing here imports redis. A :class:`Plan` is computed once per algorithm and backend, so a
-call only builds one key string and one argument tuple, and decodes one reply.
+Nothing here imports redis. A :class:`Plan` (a :class:`PolicyPlan` for a policy) is computed
+once per algorithm and backend, so a call only builds its key strings and one argument tuple,
+and decodes one reply.
 """
 
 from __future__ import annotations
@@ -9,18 +10,22 @@ from __future__ import annotations
 from typing import Any
 
 from algorithms import FixedWindow, SlidingLog, TokenBucket
-from backends.redis._scripts import KINDS, LuaScript, algorithm_script
+from backends.redis._scripts import KINDS, algorithm_script, policy_script
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision, decision_from_us
 from limits_core.errors import ConfigurationError
+from limits_core.policy import Policy, combine
 
 __all__ = [
     "DEFAULT_PREFIX",
     "Plan",
+    "PolicyPlan",
     "check_prefix",
+    "decode_reply",
     "escape_tag",
     "make_plan",
     "redis_key",
+    "redis_keys",
 ]
 
 DEFAULT_PREFIX = "limits-core:"
@@ -56,10 +61,56 @@ def escape_tag(key: str) -> str:
     return key or "%"
 
 
+def _heads(prefix: str, algorithm: Algorithm) -> tuple[str, ...]:
+    """Each Redis key of ``algorithm`` up to its hash tag's opening brace: one key, or one per
+    component of a policy, scoped by the policy (as the in-memory backend keeps a policy's
+    state apart from a lone algorithm's)."""
+    if isinstance(algorithm, Policy):
+        return tuple(
+            f"{prefix}{algorithm.namespace}:{a.namespace}:{{" for a in algorithm.algorithms
+        )
+    return (f"{prefix}{algorithm.namespace}:{{",)
+
+
+def redis_keys(prefix: str, algorithm: Algorithm, key: str) -> tuple[str, ...]:
+    """Every Redis key of ``algorithm`` (a policy has one per component) for the user key
+    ``key``: ``prefix + namespace + ":{" + escaped key + "}"``. They all share the hash tag
+    made from the user key, so Redis Cluster puts them in one slot."""
+    tag = escape_tag(key)
+    return tuple(head + tag + "}" for head in _heads(prefix, algorithm))
+
+
 def redis_key(prefix: str, algorithm: Algorithm, key: str) -> str:
-    """``prefix + namespace + ":{" + escaped key + "}"``: every Redis key of one decision
-    shares the hash tag made from the user key, so Redis Cluster puts them in one slot."""
-    return f"{prefix}{algorithm.namespace}:{{{escape_tag(key)}}}"
+    """The Redis key of a single (non-policy) ``algorithm`` for the user key ``key``."""
+    (only,) = redis_keys(prefix, algorithm, key)
+    return only
+
+
+def _params(algorithm: Algorithm) -> tuple[int, ...]:
+    """The script parameters of one algorithm, after (now, cost, consume)."""
+    if isinstance(algorithm, FixedWindow | SlidingLog):
+        return (algorithm.limit, algorithm.rate.period_us)
+    if isinstance(algorithm, TokenBucket):
+        unit = algorithm.unit
+        return (
+            algorithm.burst,
+            unit,
+            algorithm.refill_per_us,
+            algorithm.burst * unit,
+            algorithm.max_state_ttl_us,
+        )
+    raise ConfigurationError(f"the Redis backends have no script for {algorithm!r}")
+
+
+def _encode(values: tuple[int | str, ...]) -> tuple[bytes, ...]:
+    return tuple(str(value).encode() for value in values)
+
+
+def decode_reply(reply: Any, limit: int) -> Decision:
+    """The one place a script's reply ``[allowed, remaining, reset_us, retry_us]`` is
+    decoded; a policy's reply is one such quadruple per component."""
+    allowed, remaining, reset_us, retry_us = reply
+    return decision_from_us(allowed == 1, limit, remaining, reset_us, retry_us)
 
 
 class Plan:
@@ -71,14 +122,13 @@ class Plan:
 
     __slots__ = ("algorithm", "call", "head", "limit", "params", "script")
 
-    def __init__(self, prefix: str, algorithm: Algorithm, script: LuaScript) -> None:
+    def __init__(self, prefix: str, algorithm: Algorithm) -> None:
         self.algorithm = algorithm
-        self.script = script
-        #: the key up to the hash tag's opening brace
-        self.head = f"{prefix}{algorithm.namespace}:{{"
+        self.script = algorithm_script(algorithm.kind)
+        (self.head,) = _heads(prefix, algorithm)
         self.limit = algorithm.limit
-        self.call = ("EVALSHA", script.sha, 1)
-        self.params = tuple(str(value).encode() for value in _params(algorithm))
+        self.call = ("EVALSHA", self.script.sha, 1)
+        self.params = _encode(_params(algorithm))
 
     def keys(self, key: str) -> tuple[str, ...]:
         return (self.head + escape_tag(key) + "}",)
@@ -94,31 +144,58 @@ class Plan:
         )
 
     def decode(self, reply: Any) -> Decision:
-        """The one place a script reply ``[allowed, remaining, reset_us, retry_us]`` is
-        decoded."""
-        allowed, remaining, reset_us, retry_us = reply
-        return decision_from_us(allowed == 1, self.limit, remaining, reset_us, retry_us)
+        return decode_reply(reply, self.limit)
 
 
-def _params(algorithm: Algorithm) -> tuple[int, ...]:
-    if isinstance(algorithm, FixedWindow | SlidingLog):
-        return (algorithm.limit, algorithm.rate.period_us)
-    if isinstance(algorithm, TokenBucket):
-        unit = algorithm.unit
+class PolicyPlan:
+    """The :class:`Plan` of a :class:`~limits_core.Policy`: one key per component, all in the
+    user key's slot, decided by one script all or nothing."""
+
+    __slots__ = ("algorithm", "call", "heads", "limits", "params", "script")
+
+    def __init__(self, prefix: str, policy: Policy) -> None:
+        self.algorithm = policy
+        self.script = policy_script()
+        self.heads = _heads(prefix, policy)
+        self.limits = tuple(a.limit for a in policy.algorithms)
+        self.call = ("EVALSHA", self.script.sha, len(self.heads))
+        params: list[int | str] = []
+        for component in policy.algorithms:
+            values = _params(component)
+            params += (component.kind, len(values), *values)
+        self.params = _encode(tuple(params))
+
+    def keys(self, key: str) -> tuple[str, ...]:
+        tag = escape_tag(key) + "}"
+        return tuple(head + tag for head in self.heads)
+
+    def command(self, key: str, now_us: int | None, cost: int, consume: bool) -> tuple[Any, ...]:
         return (
-            algorithm.burst,
-            unit,
-            algorithm.refill_per_us,
-            algorithm.burst * unit,
-            algorithm.max_state_ttl_us,
+            *self.call,
+            *self.keys(key),
+            SERVER_TIME if now_us is None else now_us,
+            cost,
+            CONSUME if consume else PEEK,
+            *self.params,
         )
-    raise ConfigurationError(f"the Redis backends have no script for {algorithm!r}")
+
+    def decode(self, reply: Any) -> Decision:
+        return combine(
+            [
+                decode_reply(reply[i : i + 4], limit)
+                for i, limit in zip(range(0, 4 * len(self.limits), 4), self.limits, strict=True)
+            ]
+        )
 
 
-def make_plan(prefix: str, algorithm: Algorithm) -> Plan:
-    """The :class:`Plan` of ``algorithm`` under ``prefix``; rejects unsupported algorithms."""
-    if algorithm.kind not in KINDS:
-        raise ConfigurationError(
-            f"the Redis backends have no script for {algorithm!r}; supported: {', '.join(KINDS)}"
-        )
-    return Plan(prefix, algorithm, algorithm_script(algorithm.kind))
+def make_plan(prefix: str, algorithm: Algorithm) -> Plan | PolicyPlan:
+    """The plan of ``algorithm`` (or policy) under ``prefix``; rejects what has no script."""
+    parts = algorithm.algorithms if isinstance(algorithm, Policy) else (algorithm,)
+    for part in parts:
+        if part.kind not in KINDS:
+            raise ConfigurationError(
+                f"the Redis backends have no script for {part!r}; supported: {', '.join(KINDS)}"
+            )
+    if isinstance(algorithm, Policy):
+        return PolicyPlan(prefix, algorithm)
+    return Plan(prefix, algorithm)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 
-__all__ = ["KINDS", "LuaScript", "algorithm_script"]
+__all__ = ["KINDS", "LuaScript", "algorithm_script", "policy_script"]
 
 #: Algorithm kinds with a fragment ``lua/<kind>.lua``.
 KINDS = ("fixed_window", "sliding_log", "token_bucket")
@@ -46,3 +46,12 @@ def algorithm_script(kind: str) -> LuaScript:
         raise KeyError(kind)
     bind = f"local decide, commit = {kind}_decide, {kind}_commit\n"
     return _script(_read("common"), _read(kind), bind + _read("main"))
+
+
+@cache
+def policy_script() -> LuaScript:
+    """The script running a policy: any number of algorithms of any kinds on one key."""
+    decide = ", ".join(f"{kind} = {kind}_decide" for kind in KINDS)
+    commit = ", ".join(f"{kind} = {kind}_commit" for kind in KINDS)
+    bind = f"local DECIDE = {{{decide}}}\nlocal COMMIT = {{{commit}}}\n"
+    return _script(_read("common"), *map(_read, KINDS), bind + _read("policy"))

@@ -38,7 +38,9 @@ class RedisBackend(RedisBackendBase):
 
     Keys are ``prefix + namespace + ":{" + user key + "}"``, with ``%``, ``{`` and ``}`` of the
     user key percent-encoded, so the hash tag is the user key whatever it contains and every
-    Redis key of one decision lives in one cluster slot.
+    Redis key of one decision lives in one cluster slot. A :class:`~limits_core.Policy` is one
+    script over one key per limit, ``prefix + policy namespace + ":" + limit namespace + ":{"
+    + user key + "}"``: all read and decided first, all written only if every limit admits.
 
     Time comes from the server (``TIME``) unless the limiter has a ``clock=``, whose time is
     then sent with each call. Decisions are computed from stored timestamps; key TTLs only

@@ -26,3 +26,16 @@ local function px(us)
   if us <= 1000 then return '1' end
   return string.format('%d', math.ceil(us / 1000))
 end
+
+-- Exact integer quotients of non-negative integers below 2**53: math.fmod is exact, so these
+-- are too (a rounded a / b could land on the wrong side of an integer).
+local function floor_div(a, b)
+  return (a - math.fmod(a, b)) / b
+end
+
+local function ceil_div(a, b)
+  local r = math.fmod(a, b)
+  local q = (a - r) / b
+  if r > 0 then q = q + 1 end
+  return q
+end

@@ -5,7 +5,7 @@ The state is the string "<tokens>:<last>": the level in scaled units and the tim
 level in microseconds; a key with no state is a full bucket. One token is `unit` scaled units
 and the bucket gains `refill` units per microsecond, so every quantity is an integer below
 2**53, exact in a Lua double. Divisions go through math.fmod, which is exact, so floor and
-ceiling quotients are exact too (a rounded a / b could land on the wrong side of an integer).
+ceiling quotients are exact too (floor_div and ceil_div, in common.lua).
 
 Time never runs backwards for a key: a `now` before the stored time is treated as the stored
 time. An admitted write is one SET with PX = the time until the bucket is full again (rounded
@@ -13,18 +13,6 @@ up to the millisecond): a missing key then means the same full bucket.
 
 Parameters: burst, unit, refill, capacity, fill_us.
 ]]
-
--- Exact integer quotients of non-negative integers below 2**53.
-local function floor_div(a, b)
-  return (a - math.fmod(a, b)) / b
-end
-
-local function ceil_div(a, b)
-  local r = math.fmod(a, b)
-  local q = (a - r) / b
-  if r > 0 then q = q + 1 end
-  return q
-end
 
 local function token_bucket_decide(key, now, cost, a, i)
   local burst, unit, refill = tonumber(a[i]), tonumber(a[i + 1]), tonumber(a[i + 2])
