@@ -6,7 +6,7 @@ import threading
 
 from algorithms import FixedWindow, SlidingLog, TokenBucket
 from backends.redis import RedisBackend
-from limits_core import Limiter
+from limits_core import Limiter, Policy
 from limits_core.algorithm import Algorithm
 
 #: Long periods: on the server's clock nothing refills or expires during a test.
@@ -14,6 +14,7 @@ HOT_ALGORITHMS = {
     "fixed_window": lambda: FixedWindow("150/day"),
     "sliding_log": lambda: SlidingLog("150/day"),
     "token_bucket": lambda: TokenBucket("150/day"),
+    "policy": lambda: Policy(SlidingLog("400/day"), FixedWindow("150/day"), TokenBucket("300/day")),
 }
 
 
