@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from algorithms import FixedWindow, SlidingLog, TokenBucket
+from algorithms import GCRA, FixedWindow, LeakyBucket, SlidingLog, SlidingWindowCounter, TokenBucket
 from backends.memory import MemoryBackend
 from limits_core import AsyncLimiter, Clock, Limiter
 from limits_core.algorithm import Algorithm
@@ -22,6 +22,10 @@ ALGORITHMS: dict[str, Callable[[], Algorithm]] = {
     "fixed_window": lambda: FixedWindow("5/10s"),
     "sliding_log": lambda: SlidingLog("5/10s"),
     "token_bucket": lambda: TokenBucket("5/10s", burst=7),
+    # Awkward rates on purpose: a fractional emission interval and drain rate.
+    "sliding_window_counter": lambda: SlidingWindowCounter("5/7s"),
+    "gcra": lambda: GCRA("7/10s", burst=4),
+    "leaky_bucket": lambda: LeakyBucket("3/7s", capacity=6),
 }
 
 
