@@ -12,7 +12,8 @@ from limits_core.rate import Rate
 
 __all__ = ["SlidingWindowCounter"]
 
-#: (start of the current window, cost admitted in the previous window, in the current one)
+#: (time of the newest admission, cost admitted in the window before that admission's window,
+#: cost admitted in that admission's window); the window's start is ``last - last % period``.
 SlidingWindowCounterState = tuple[int, int, int]
 
 #: Every product stays below 2**53, so it is exact in a Lua double as well.
@@ -46,7 +47,7 @@ class SlidingWindowCounter:
       ``curr > 0``, the end of the current one when only ``prev > 0``.
     - ``retry_after``: the exact smallest wait after which the request fits (the estimate only
       decreases with time); ``inf`` if ``cost > limit``.
-    - Memory per key: three integers (window start, prev, curr).
+    - Memory per key: three integers (time of the newest admission, prev, curr).
 
     **Error bound against the exact log.** Let ``a`` be the cost admitted in the part of the
     previous window still inside the trailing period ``(now - period, now]``, so
@@ -70,7 +71,8 @@ class SlidingWindowCounter:
     ``limit * period_us`` must be below 2**53 (for instance at most 104,249 per day or
     2,501,999 per hour), so every intermediate is exact in a Lua double; larger rates
     are rejected with a ``ConfigurationError``. Per key, time never runs backwards: a ``now``
-    before the stored window's start is treated as that start.
+    before the newest admission is treated as that time (earlier, the estimate would be
+    larger than the one that admitted it).
     """
 
     kind: ClassVar[str] = "sliding_window_counter"
@@ -110,13 +112,16 @@ class SlidingWindowCounter:
         if state is None:
             start = now_us - now_us % period
         else:
-            start, prev, curr = state
-            if now_us < start:
-                now_us = start
-            elif now_us - start >= 2 * period:
-                start, prev, curr = now_us - now_us % period, 0, 0
-            elif now_us - start >= period:
-                start, prev, curr = start + period, curr, 0
+            last, prev, curr = state
+            if now_us < last:
+                now_us = last
+            start = now_us - now_us % period
+            # Whole windows since the newest admission's window: its counts shift or lapse.
+            gap = start - (last - last % period)
+            if gap >= 2 * period:
+                prev = curr = 0
+            elif gap:
+                prev, curr = curr, 0
         elapsed = now_us - start
         left = period - elapsed
         # ceil(prev * (period - e) / period): the previous window's weighted share, in whole
@@ -148,6 +153,6 @@ class SlidingWindowCounter:
         curr += cost
         return (
             decision_from_us(True, limit, limit - curr - share, left + period, 0),
-            (start, prev, curr),
+            (now_us, prev, curr),
             start + 2 * period,
         )

@@ -154,7 +154,11 @@ def test_clock_going_backwards_keeps_replies_in_bounds(
             for back in backs:
                 past = algorithm.step(state, now - back, cost, False)[0]
                 assert past.allowed <= present.allowed
-                assert 0 <= past.remaining <= present.remaining
+                assert past.remaining >= 0
+                # Capacity before the request: what remains plus what the request took.
+                assert past.remaining + cost * past.allowed <= (
+                    present.remaining + cost * present.allowed
+                )
                 assert past.reset_after * 1_000_000 <= algorithm.max_state_ttl_us
                 if not past.allowed:
                     assert 0 < past.retry_after <= past.reset_after
