@@ -24,6 +24,7 @@ from limits_core.errors import (
     RateLimitExceeded,
 )
 from limits_core.limiter import AsyncLimiter, Limiter
+from limits_core.policy import Policy
 from limits_core.rate import Rate
 
 __version__ = "0.1.0"
@@ -41,6 +42,7 @@ __all__ = [
     "Limiter",
     "LimitsCoreError",
     "ManualClock",
+    "Policy",
     "Rate",
     "RateLimitExceeded",
     "SystemClock",

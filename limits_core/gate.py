@@ -14,10 +14,11 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Generic, Literal, TypeAlias, TypedDict, TypeVar
 
+from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision
 from limits_core.errors import BackendError, ConfigurationError
 from limits_core.headers import (
@@ -29,6 +30,7 @@ from limits_core.headers import (
 )
 from limits_core.keys import KeyStrategy, client_ip, fit
 from limits_core.limiter import AsyncLimiter, Limiter
+from limits_core.policy import Policy
 from limits_core.request import RequestView
 from limits_core.validation import check_cost
 
@@ -266,9 +268,11 @@ class Gate(Generic[L]):
         self.legacy_headers = legacy_headers
         self.deny_response = deny_response if deny_response is not None else Reply()
         self.policy_name = check_policy_name(policy_name)
-        self._window = window_of(limiter.algorithm)
-        self._fallback_window = (
-            self._window if self.fallback is None else window_of(self.fallback.algorithm)
+        self._parts = _parts(limiter.algorithm, self.policy_name)
+        self._fallback_parts = (
+            self._parts
+            if self.fallback is None
+            else _parts(self.fallback.algorithm, self.policy_name)
         )
         self._unavailable = _UNAVAILABLE.with_headers(
             [("Retry-After", retry_after_field(error_retry_after))]
@@ -296,10 +300,22 @@ class Gate(Generic[L]):
 
     # --- after the limiter ---
 
-    def decided(self, view: RequestView, decision: Decision, *, fallback: bool = False) -> Outcome:
+    def decided(
+        self, view: RequestView, decision: Decision, cost: int, *, fallback: bool = False
+    ) -> Outcome:
         """The outcome of ``decision``: headers to add, or the 429 reply."""
-        window = self._fallback_window if fallback else self._window
-        limits: list[LimitStatus] = [(self.policy_name, decision, window)]
+        parts = self._fallback_parts if fallback else self._parts
+        # One list member per limit: a policy's decision carries one detail per limit. When a
+        # policy denies, the limits that alone would have admitted consumed nothing: their
+        # remaining capacity is what they report after the request, plus its cost.
+        decisions = decision.details or (decision,)
+        if not decision.allowed and decision.details:
+            decisions = tuple(
+                replace(d, remaining=d.remaining + cost) if d.allowed else d for d in decisions
+            )
+        limits: list[LimitStatus] = [
+            (name, part, window) for (name, window), part in zip(parts, decisions, strict=True)
+        ]
         headers = rate_limit_headers(limits, legacy=self.legacy_headers)
         if decision.allowed:
             self.stats.add("allowed")
@@ -335,6 +351,18 @@ class Gate(Generic[L]):
         return _PASS
 
 
+def _parts(algorithm: Algorithm, name: str) -> list[tuple[str, float]]:
+    """``(name, window)`` of each limit reported in the headers: the policy's names and
+    windows for a :class:`~limits_core.Policy`, ``name`` and the window otherwise."""
+    if isinstance(algorithm, Policy):
+        return [
+            (check_policy_name(f"{name}-{part_name}" if name != "default" else part_name),
+             window_of(part))
+            for part_name, part in zip(algorithm.names, algorithm.algorithms, strict=True)
+        ]  # fmt: skip
+    return [(name, window_of(algorithm))]
+
+
 def _show(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
@@ -355,8 +383,8 @@ def check(gate: Gate[Limiter], view: RequestView, *, cost: int | None = None) ->
             decision = action.hit(key, cost)
         except BackendError as exc:
             return gate.fallback_failed(exc)
-        return gate.decided(view, decision, fallback=True)
-    return gate.decided(view, decision)
+        return gate.decided(view, decision, cost, fallback=True)
+    return gate.decided(view, decision, cost)
 
 
 async def acheck(
@@ -377,5 +405,5 @@ async def acheck(
             decision = await action.hit(key, cost)
         except BackendError as exc:
             return gate.fallback_failed(exc)
-        return gate.decided(view, decision, fallback=True)
-    return gate.decided(view, decision)
+        return gate.decided(view, decision, cost, fallback=True)
+    return gate.decided(view, decision, cost)

@@ -435,3 +435,23 @@ async def test_app_wide_and_per_route_headers_combine_into_valid_lists() -> None
     fields = rate_limit_fields(response.headers)
     assert fields["burst"] == {"q": 20, "w": 2, "r": 19, "t": 1}
     assert fields["app"] == {"q": 100, "w": 3600, "r": 99, "t": 3600}
+
+
+async def test_a_policy_reports_one_header_member_per_limit() -> None:
+    async def home(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    limiter = AsyncLimiter([FixedWindow("2/second"), FixedWindow("100/day")], MemoryBackend())
+    app = RateLimitMiddleware(
+        Starlette(routes=[Route("/", home)]), limiter=limiter, key=keys.constant("all")
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        first = await client.get("/")
+        assert first.headers["RateLimit-Policy"] == '"2/second";q=2;w=1, "100/day";q=100;w=86400'
+        assert first.headers["RateLimit"] == '"2/second";r=1;t=1, "100/day";r=99;t=86400'
+        await client.get("/")
+        denied = await client.get("/")
+        assert denied.status_code == 429
+        # The daily limit consumed nothing for the denied request: 98 are left.
+        assert denied.headers["RateLimit"].startswith('"2/second";r=0;t=1, "100/day";r=98;')

@@ -22,6 +22,7 @@ from algorithms import (
 )
 from limits_core import Decision, Rate
 from limits_core.algorithm import Algorithm
+from limits_core.policy import Policy
 from tests.support.programs import START_US, Advance, Hit, Op, Peek, Reset
 
 Trace = list[tuple[Op, Decision | None]]
@@ -31,7 +32,9 @@ def check_trace(algorithm: Algorithm, program: list[Op], decisions: list[Decisio
     """Assert every promise of ``algorithm`` on one run of ``program``."""
     trace = list(zip(program, decisions, strict=True))
     check_decision_fields(algorithm, trace)
-    if isinstance(algorithm, FixedWindow):
+    if isinstance(algorithm, Policy):
+        check_policy(algorithm, trace)
+    elif isinstance(algorithm, FixedWindow):
         check_fixed_window(algorithm, trace)
     elif isinstance(algorithm, SlidingLog):
         check_sliding_log(algorithm, trace)
@@ -47,12 +50,37 @@ def check_trace(algorithm: Algorithm, program: list[Op], decisions: list[Decisio
         raise AssertionError(f"no oracle for {algorithm!r}")
 
 
+def check_policy(policy: Policy, trace: Trace) -> None:
+    """Each limit keeps its own promise on the requests the policy let through, and the
+    policy admits exactly when every limit does."""
+    for _, d in trace:
+        if d is not None:
+            assert len(d.details) == len(policy.algorithms)
+            assert d.allowed == all(part.allowed for part in d.details)
+            assert d.retry_after == max(part.retry_after for part in d.details)
+            assert d.reset_after == max(part.reset_after for part in d.details)
+            assert any((p.limit, p.remaining) == (d.limit, d.remaining) for p in d.details)
+    # The limiter sends at most policy.limit + 1, so that is the cost each limit sees; and a hit
+    # the policy denied consumed nothing: to each limit it was only a look.
+    program: list[Op] = []
+    for op, d in trace:
+        if isinstance(op, Hit | Peek):
+            cost = min(op.cost, policy.limit + 1)
+            op = (
+                Hit(op.key, cost) if isinstance(op, Hit) and d and d.allowed else Peek(op.key, cost)
+            )
+        program.append(op)
+    for i, algorithm in enumerate(policy.algorithms):
+        check_trace(algorithm, program, [d.details[i] if d else None for _, d in trace])
+
+
 def check_decision_fields(algorithm: Algorithm, trace: Trace) -> None:
     for op, d in trace:
         if d is None:
             continue
         assert isinstance(op, Hit | Peek)
-        assert d.limit == algorithm.limit
+        # A policy reports its most restrictive limit, checked in check_policy.
+        assert d.limit == algorithm.limit or isinstance(algorithm, Policy)
         assert 0 <= d.remaining <= d.limit
         assert d.reset_after >= 0
         if d.allowed:
