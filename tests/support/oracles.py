@@ -2,7 +2,8 @@
 
 These do not reuse the algorithms' code: the token bucket, GCRA and leaky bucket are recomputed
 with exact fractions, the sliding log and the sliding window counter from the raw list of
-admissions, the fixed window from its definition.
+admissions, the fixed window from its definition. The sliding window counter's admissions are
+also fed to a sliding log of twice its limit, which measures the exact trailing count.
 """
 
 from __future__ import annotations
