@@ -7,12 +7,24 @@ reference model every backend must agree with.
 from collections.abc import Callable
 
 from algorithms.fixed_window import FixedWindow
+from algorithms.gcra import GCRA
+from algorithms.leaky_bucket import LeakyBucket
 from algorithms.sliding_log import SlidingLog
+from algorithms.sliding_window_counter import SlidingWindowCounter
 from algorithms.token_bucket import TokenBucket
 from limits_core.algorithm import Algorithm
 from limits_core.rate import Rate
 
-__all__ = ["ALGORITHMS", "Algorithm", "FixedWindow", "SlidingLog", "TokenBucket"]
+__all__ = [
+    "ALGORITHMS",
+    "GCRA",
+    "Algorithm",
+    "FixedWindow",
+    "LeakyBucket",
+    "SlidingLog",
+    "SlidingWindowCounter",
+    "TokenBucket",
+]
 
 #: Every algorithm by its ``kind``, as a constructor taking a rate (the command line's
 #: ``--algorithm NAME``). A new algorithm adds one line here; its other parameters take their
