@@ -42,7 +42,7 @@ async def test_async_backends_agree_with_the_model(
 
 def test_a_request_denied_by_one_limit_consumes_from_none(make_limiter: MakeLimiter) -> None:
     clock = ManualClock()
-    limiter = make_limiter([FixedWindow("10/second"), FixedWindow("3/day")], clock)
+    limiter = make_limiter(Policy(FixedWindow("10/second"), FixedWindow("3/day")), clock)
     assert [limiter.hit("k").allowed for _ in range(4)] == [True, True, True, False]
     denied = limiter.hit("k")
     assert denied.limit == 3
@@ -57,7 +57,7 @@ def test_a_request_denied_by_one_limit_consumes_from_none(make_limiter: MakeLimi
 
 
 def test_the_most_restrictive_limit_is_reported(make_limiter: MakeLimiter) -> None:
-    limiter = make_limiter([FixedWindow("10/second"), FixedWindow("1000/day")])
+    limiter = make_limiter(Policy(FixedWindow("10/second"), FixedWindow("1000/day")))
     d = limiter.hit("k", 4)
     assert (d.limit, d.remaining) == (10, 6)
     assert [p.remaining for p in d.details] == [6, 996]

@@ -16,22 +16,31 @@ from redis.cluster import key_slot
 from redis.retry import Retry
 from redis.utils import HIREDIS_AVAILABLE
 
-from algorithms import FixedWindow, SlidingLog, TokenBucket
+from algorithms import GCRA, FixedWindow, LeakyBucket, SlidingLog, SlidingWindowCounter, TokenBucket
 from backends.redis import AsyncRedisBackend, RedisBackend
 from backends.redis._connect import mask_url
-from backends.redis._plan import escape_tag, redis_key
+from backends.redis._plan import escape_tag, redis_key, redis_keys
 from limits_core import (
     AsyncLimiter,
     BackendError,
     BackendUnavailable,
     ConfigurationError,
     Limiter,
+    Policy,
 )
 from tests.support.redis_servers import free_port
 
 pytestmark = pytest.mark.redis
 
-ALL = (FixedWindow("5/10s"), SlidingLog("5/10s"), TokenBucket("5/10s", burst=7))
+ALL = (
+    FixedWindow("5/10s"),
+    SlidingLog("5/10s"),
+    TokenBucket("5/10s", burst=7),
+    SlidingWindowCounter("5/10s"),
+    GCRA("5/10s"),
+    LeakyBucket("5/10s"),
+    Policy(FixedWindow("5/10s"), GCRA("7/10s")),
+)
 
 
 def _run(code: str) -> None:
@@ -244,9 +253,9 @@ def test_every_key_of_a_user_key_is_in_its_slot(user_key: str) -> None:
     slot = key_slot(escape_tag(user_key).encode())
     for prefix in ("", "limits-core:", "app:x:"):
         for algorithm in ALL:
-            key = redis_key(prefix, algorithm, user_key)
-            assert key.endswith("}")
-            assert key_slot(key.encode()) == slot
+            for key in redis_keys(prefix, algorithm, user_key):
+                assert key.endswith("}")
+                assert key_slot(key.encode()) == slot
 
 
 def test_keys_are_prefix_namespace_and_tag(redis_client: redis.Redis, redis_prefix: str) -> None:

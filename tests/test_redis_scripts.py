@@ -13,10 +13,10 @@ import redis.cluster
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from algorithms import FixedWindow, SlidingLog, TokenBucket
+from algorithms import GCRA, FixedWindow, LeakyBucket, SlidingLog, SlidingWindowCounter, TokenBucket
 from backends.redis import AsyncRedisBackend, RedisBackend
 from backends.redis._plan import redis_key, redis_keys
-from backends.redis._scripts import KINDS, algorithm_script
+from backends.redis._scripts import KINDS, algorithm_script, policy_script
 from limits_core import AsyncLimiter, Limiter, ManualClock, Policy, Rate
 from limits_core.algorithm import Algorithm
 from tests.conftest import MakeAsyncLimiter, MakeLimiter
@@ -29,7 +29,15 @@ ALGORITHMS = {
     "token_bucket": TokenBucket("5/10s", burst=7),
     "token_bucket_odd": TokenBucket(Rate(7, 3.0), burst=4),
     "sliding_log_big": SlidingLog("1000/s"),
+    "sliding_window_counter": SlidingWindowCounter("5/7s"),
+    "sliding_window_counter_big": SlidingWindowCounter("1000/s"),
+    "gcra": GCRA("7/10s", burst=4),
+    "gcra_odd": GCRA(Rate(3, 7.0)),
+    "leaky_bucket": LeakyBucket("3/7s", capacity=6),
     "policy": Policy(FixedWindow("5/10s"), SlidingLog("7/20s"), TokenBucket("3/s", burst=4)),
+    "policy_new": Policy(
+        SlidingWindowCounter("4/3s"), GCRA("2/s", burst=5), LeakyBucket("5/9s", capacity=6)
+    ),
 }
 KEYS = ("a", "{x}", "}:{")
 
@@ -51,18 +59,12 @@ ops = st.lists(
 )
 
 
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.sampled_from(sorted(ALGORITHMS)), program=ops)
-def test_scripts_agree_with_the_model_even_when_time_goes_back(
-    redis_client: redis.Redis,
-    redis_prefix: str,
-    name: str,
-    program: list[tuple[str, str, int, int]],
+def check_program(
+    client: redis.Redis, prefix: str, algorithm: Algorithm, program: list[tuple[str, str, int, int]]
 ) -> None:
-    algorithm = ALGORITHMS[name]
+    """Run ``program`` against the script and the model: same decisions, bounded TTLs."""
     clock = ManualClock()
-    client = redis_client
-    prefix = f"{redis_prefix}{time.monotonic_ns()}:"
+    prefix = f"{prefix}{time.monotonic_ns()}:"
     limiter = Limiter(algorithm, RedisBackend(client=client, prefix=prefix), clock=clock)
     states: dict[str, Any] = {}
     try:
@@ -81,10 +83,74 @@ def test_scripts_agree_with_the_model_even_when_time_goes_back(
                 states[key] = state
             assert got == want, (op, key, cost)
         for key in client.scan_iter(match=f"{prefix}*"):
-            assert 0 < client.pttl(key) <= ttl_bound_ms(algorithm)
+            # -2 or 0: a TTL of a few ms ran out since the scan; -1 would be no TTL at all.
+            pttl = client.pttl(key)
+            assert pttl == -2 or 0 <= pttl <= ttl_bound_ms(algorithm)
     finally:
         for key in client.scan_iter(match=f"{prefix}*"):
             client.delete(key)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(sorted(ALGORITHMS)), program=ops)
+def test_scripts_agree_with_the_model_even_when_time_goes_back(
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    name: str,
+    program: list[tuple[str, str, int, int]],
+) -> None:
+    check_program(redis_client, redis_prefix, ALGORITHMS[name], program)
+
+
+KINDS_BY_PARAMETERS = {
+    "fixed_window": lambda rate, extra: FixedWindow(rate),
+    "sliding_log": lambda rate, extra: SlidingLog(rate),
+    "token_bucket": lambda rate, extra: TokenBucket(rate, burst=extra),
+    "sliding_window_counter": lambda rate, extra: SlidingWindowCounter(rate),
+    "gcra": lambda rate, extra: GCRA(rate, burst=extra),
+    "leaky_bucket": lambda rate, extra: LeakyBucket(rate, capacity=extra),
+}
+
+
+@st.composite
+def any_algorithm_and_program(
+    draw: st.DrawFn,
+) -> tuple[Algorithm, list[tuple[str, str, int, int]]]:
+    """Any kind with drawn parameters (periods that do not divide evenly included), and a
+    program whose clock steps scale with the period, backwards too. Periods stay long next to
+    the real time a program takes: key TTLs run on the server's clock, not the test's."""
+    rate = Rate(
+        draw(st.integers(1, 40)),
+        draw(st.sampled_from([0.37, 1.0, 3.0, 7.000001, 61.0, 86_400.0])),
+    )
+    algorithm = KINDS_BY_PARAMETERS[draw(st.sampled_from(sorted(KINDS_BY_PARAMETERS)))](
+        rate, draw(st.integers(1, 45))
+    )
+    period = rate.period_us
+    step = st.one_of(
+        st.integers(-period, -1),
+        st.integers(0, 1_000),
+        st.integers(0, period // 3),
+        st.sampled_from([period - 1, period, period + 1]),
+        st.integers(0, 3 * period),
+    )
+    op = st.tuples(
+        st.sampled_from(["hit", "hit", "hit", "peek", "reset"]),
+        st.sampled_from(KEYS[:2]),
+        st.one_of(st.just(1), st.integers(1, algorithm.limit + 2)),
+        step,
+    )
+    return algorithm, draw(st.lists(op, max_size=40))
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=any_algorithm_and_program())
+def test_scripts_agree_with_the_model_for_any_parameters(
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    case: tuple[Algorithm, list[tuple[str, str, int, int]]],
+) -> None:
+    check_program(redis_client, redis_prefix, *case)
 
 
 @pytest.fixture
@@ -180,10 +246,22 @@ def test_the_digest_is_the_one_redis_computes(kind: str, redis_client: redis.Red
     assert redis_client.script_load(script.source) == script.sha
 
 
+def test_a_script_sent_after_noscript_is_cached(
+    backend: RedisBackend, redis_client: redis.Redis
+) -> None:
+    limiter = Limiter(ALGORITHMS["policy"], backend)
+    redis_client.script_flush()
+    assert limiter.hit("k").allowed
+    assert redis_client.script_exists(policy_script().sha) == [True]
+
+
 SHORT = {
     "fixed_window": FixedWindow(Rate(3, 0.4)),
     "sliding_log": SlidingLog(Rate(3, 0.4)),
     "token_bucket": TokenBucket(Rate(3, 0.4)),
+    "sliding_window_counter": SlidingWindowCounter(Rate(3, 0.4)),
+    "gcra": GCRA(Rate(3, 0.4)),
+    "leaky_bucket": LeakyBucket(Rate(3, 0.4)),
 }
 
 
@@ -199,8 +277,8 @@ def test_server_clock_windows_expire_and_the_limit_comes_back(
         assert limiter.hit("k", 3).allowed
         denied = limiter.hit("k")
         assert denied.denied
-        assert 0 < denied.retry_after <= 0.4
-        assert 0 < redis_client.pttl(key) <= 400
+        assert 0 < denied.retry_after <= algorithm.max_state_ttl_us / 1_000_000
+        assert 0 < redis_client.pttl(key) <= ttl_bound_ms(algorithm)
         # Once the key has expired on the server, the whole limit is back.
         deadline = time.monotonic() + 5
         while redis_client.exists(key) and time.monotonic() < deadline:

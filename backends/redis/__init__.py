@@ -2,8 +2,8 @@
 
 :class:`RedisBackend` (redis-py) and :class:`AsyncRedisBackend` (``redis.asyncio``) run
 scripts assembled from the fragments in ``lua/`` (one per algorithm, shipped as package data)
-with EVALSHA, loading a script only when Redis answers NOSCRIPT. Importing this package does
-not import redis-py; constructing a backend does, and a missing redis-py raises
+with EVALSHA, sending a script whole (EVAL) only when Redis answers NOSCRIPT. Importing this
+package does not import redis-py; constructing a backend does, and a missing redis-py raises
 :class:`~limits_core.ConfigurationError` naming ``pip install 'limits-core[redis]'``.
 """
 

@@ -51,8 +51,8 @@ class AsyncRedisBackend(RedisBackendBase):
     Errors: a refused connection or a timeout raises
     :class:`~limits_core.BackendUnavailable` (never retried: after a timeout the hit may or
     may not have been counted), any other Redis error :class:`~limits_core.BackendError`.
-    A lost script cache (``SCRIPT FLUSH``, a restarted server) is handled by reloading the
-    script, which is safe because Redis refused to run it.
+    A lost script cache (``SCRIPT FLUSH``, a restarted server) is handled by sending the script
+    whole once more, which is safe because Redis refused to run it.
     """
 
     _asyncio = True
@@ -130,9 +130,9 @@ class AsyncRedisBackend(RedisBackendBase):
                 try:
                     reply = await self._send(command)
                 except self._noscript:
-                    # Redis refused to run the script, so nothing was counted: load it, resend.
-                    await self._client.script_load(plan.script.source)
-                    reply = await self._send(command)
+                    # Redis refused to run the script, so nothing was counted: send it whole
+                    # (EVAL also caches it), immune to another SCRIPT FLUSH in between.
+                    reply = await self._send(("EVAL", plan.script.source, *command[2:]))
         except self._caught as exc:
             raise self._translate(exc, self._address) from exc
         return plan.decode(reply)

@@ -9,8 +9,8 @@ retry loop). For a rate-limit script that is wrong: a timeout after the request 
 the outcome unknown, and sending EVALSHA again could count the hit twice. Every client this
 module creates therefore gets ``Retry(NoBackoff(), 0)``: the error surfaces at once and the
 backend raises ``BackendUnavailable``. The one resend that stays is the backends' own: after
-a ``NoScriptError``, which the server returns *instead of* running the script, they load the
-script and send EVALSHA once more; nothing has been counted yet. hiredis is used when
+a ``NoScriptError``, which the server returns *instead of* running the script, they send the
+script once more, whole (EVAL); nothing has been counted yet. hiredis is used when
 installed because no ``parser_class`` is forced.
 """
 

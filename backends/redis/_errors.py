@@ -13,7 +13,7 @@ __all__ = ["CAUGHT", "NOSCRIPT", "translate"]
 CAUGHT: tuple[type[BaseException], ...] = (rex.RedisError, rex.RedisClusterException, OSError)
 
 #: Redis refused to run a script it does not have (``SCRIPT FLUSH``, a restart): nothing ran,
-#: so loading the script and sending the call again cannot count anything twice.
+#: so sending the call again, script and all, cannot count anything twice.
 NOSCRIPT: type[BaseException] = rex.NoScriptError
 
 # redis-py < 5.1 has no AuthorizationError.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from algorithms import FixedWindow, SlidingLog, TokenBucket
+from algorithms import GCRA, FixedWindow, LeakyBucket, SlidingLog, SlidingWindowCounter, TokenBucket
 from backends.redis._scripts import KINDS, algorithm_script, policy_script
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision, decision_from_us
@@ -18,6 +18,7 @@ from limits_core.policy import Policy, combine
 
 __all__ = [
     "DEFAULT_PREFIX",
+    "SCRIPT_KINDS",
     "Plan",
     "PolicyPlan",
     "check_prefix",
@@ -29,6 +30,9 @@ __all__ = [
 ]
 
 DEFAULT_PREFIX = "limits-core:"
+
+#: What the Redis backends run: every kind with a fragment, and policies of them.
+SCRIPT_KINDS = (*KINDS, Policy.kind)
 
 #: Characters that would break the hash tag (``{``, ``}``) plus the escape character itself,
 #: so the escaping is injective: ``%`` becomes ``%25``, ``{`` ``%7B``, ``}`` ``%7D``.
@@ -87,8 +91,9 @@ def redis_key(prefix: str, algorithm: Algorithm, key: str) -> str:
 
 
 def _params(algorithm: Algorithm) -> tuple[int, ...]:
-    """The script parameters of one algorithm, after (now, cost, consume)."""
-    if isinstance(algorithm, FixedWindow | SlidingLog):
+    """The script parameters of one algorithm, after (now, cost, consume): the "Parameters"
+    line at the top of its ``lua/<kind>.lua``."""
+    if isinstance(algorithm, FixedWindow | SlidingLog | SlidingWindowCounter):
         return (algorithm.limit, algorithm.rate.period_us)
     if isinstance(algorithm, TokenBucket):
         unit = algorithm.unit
@@ -97,6 +102,18 @@ def _params(algorithm: Algorithm) -> tuple[int, ...]:
             unit,
             algorithm.refill_per_us,
             algorithm.burst * unit,
+            algorithm.max_state_ttl_us,
+        )
+    if isinstance(algorithm, GCRA):
+        interval = algorithm.emission_interval
+        return (algorithm.burst, algorithm.scale, interval, algorithm.burst * interval)
+    if isinstance(algorithm, LeakyBucket):
+        unit = algorithm.unit
+        return (
+            algorithm.capacity,
+            unit,
+            algorithm.drain_per_us,
+            algorithm.capacity * unit,
             algorithm.max_state_ttl_us,
         )
     raise ConfigurationError(f"the Redis backends have no script for {algorithm!r}")

@@ -4,8 +4,8 @@ Each algorithm's logic exists once, in ``lua/<kind>.lua``, as a ``<kind>_decide`
 ``<kind>_commit`` function (the contract is at the top of ``lua/common.lua``). A script is
 ``common.lua`` + the fragments it needs + a small main: ``main.lua`` runs one algorithm,
 ``policy.lua`` runs several on one key, all or nothing. Sources and their SHA1 digests are
-computed once per process; the backends run them with EVALSHA and load them only when Redis
-answers NOSCRIPT.
+computed once per process; the backends run them with EVALSHA and send a script whole (EVAL,
+which caches it) only when Redis answers NOSCRIPT.
 """
 
 from __future__ import annotations
@@ -18,7 +18,14 @@ from importlib.resources import files
 __all__ = ["KINDS", "LuaScript", "algorithm_script", "policy_script"]
 
 #: Algorithm kinds with a fragment ``lua/<kind>.lua``.
-KINDS = ("fixed_window", "sliding_log", "token_bucket")
+KINDS = (
+    "fixed_window",
+    "gcra",
+    "leaky_bucket",
+    "sliding_log",
+    "sliding_window_counter",
+    "token_bucket",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from algorithms import FixedWindow, SlidingLog, TokenBucket
+from algorithms import GCRA, FixedWindow, LeakyBucket, SlidingLog, SlidingWindowCounter, TokenBucket
 from backends.redis import RedisBackend
 from limits_core import Limiter, Policy
 from limits_core.algorithm import Algorithm
@@ -14,6 +14,9 @@ HOT_ALGORITHMS = {
     "fixed_window": lambda: FixedWindow("150/day"),
     "sliding_log": lambda: SlidingLog("150/day"),
     "token_bucket": lambda: TokenBucket("150/day"),
+    "sliding_window_counter": lambda: SlidingWindowCounter("150/day"),
+    "gcra": lambda: GCRA("150/day"),
+    "leaky_bucket": lambda: LeakyBucket("150/day"),
     "policy": lambda: Policy(SlidingLog("400/day"), FixedWindow("150/day"), TokenBucket("300/day")),
 }
 

@@ -39,3 +39,10 @@ local function ceil_div(a, b)
   if r > 0 then q = q + 1 end
   return q
 end
+
+-- a mod b with the sign of b (Python's %), exact for any integer a below 2**53 in magnitude.
+local function floor_mod(a, b)
+  local r = math.fmod(a, b)
+  if r < 0 then r = r + b end
+  return r
+end
