@@ -1,0 +1,263 @@
+"""The synchronous PostgreSQL backend, on psycopg 3 and psycopg_pool."""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+from backends.postgres.common import (
+    DEFAULT_SCHEMA,
+    DEFAULT_TABLE,
+    Call,
+    Layout,
+    check_batch_size,
+    check_options,
+    plan,
+)
+from backends.postgres.errors import (
+    MISSING_SCHEMA_STATES,
+    Redactor,
+    missing_driver,
+    translate_psycopg,
+)
+from limits_core.algorithm import Algorithm
+from limits_core.decision import Decision, decision_from_us
+from limits_core.errors import BackendError, ConfigurationError, LimitsCoreError
+
+__all__ = ["PostgresBackend"]
+
+_SETTING_NAME = re.compile(r"[a-z_][a-z0-9_.]*\Z")
+
+
+def _options(server_settings: dict[str, str]) -> str:
+    """``server_settings`` as libpq's ``options`` (``-c name=value``, spaces escaped)."""
+    parts = []
+    for name, value in server_settings.items():
+        if not isinstance(name, str) or not _SETTING_NAME.match(name):
+            raise ConfigurationError(f"not a PostgreSQL setting name: {name!r}")
+        escaped = str(value).replace("\\", "\\\\").replace(" ", "\\ ")
+        parts.append(f"-c {name}={escaped}")
+    return " ".join(parts)
+
+
+class PostgresBackend:
+    """Rate-limit state in PostgreSQL, for :class:`~limits_core.Limiter`, via psycopg 3.
+
+    The synchronous twin of :class:`~backends.postgres.AsyncPostgresBackend`: the same SQL
+    functions, the same table, the same decisions. Each decision is one call of the
+    algorithm's PL/pgSQL function (one round trip, prepared on each connection at first use);
+    the row lock serializes each key. Thread-safe: threads share the pool.
+
+    Args:
+        dsn: ``postgresql://user:password@host:port/db`` or a libpq ``key=value`` string; or
+            give ``pool``.
+        pool: an existing ``psycopg_pool.ConnectionPool`` to use instead (never closed by this
+            backend). Create it with ``kwargs={"autocommit": True}``: otherwise each decision
+            also sends a COMMIT.
+        prefix, schema, table, unlogged, create_schema, pool_size, pool_timeout: as for
+            :class:`~backends.postgres.AsyncPostgresBackend`.
+        prepare_threshold: psycopg's ``prepare_threshold`` for the pool's connections
+            (default 5). Decisions run as prepared statements from their first use whatever
+            the number; None disables prepared statements altogether, as PgBouncer needs in
+            transaction pooling mode.
+        server_settings: session settings, e.g. ``{"synchronous_commit": "off"}``.
+
+    :meth:`purge_expired` deletes expired rows; run it periodically (a thread, cron, or
+    pg_cron: ``SELECT cron.schedule('limits-core-purge', '* * * * *',
+    $$SELECT limits_core.limits_state_purge_expired(NULL, 10000)$$)``).
+    """
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        pool: Any = None,
+        prefix: str = "",
+        schema: str = DEFAULT_SCHEMA,
+        table: str = DEFAULT_TABLE,
+        unlogged: bool = False,
+        create_schema: bool = True,
+        pool_size: int = 10,
+        pool_timeout: float = 5.0,
+        prepare_threshold: int | None = 5,
+        server_settings: dict[str, str] | None = None,
+    ) -> None:
+        if (dsn is None) == (pool is None):
+            raise ConfigurationError("give PostgresBackend either a dsn or a pool")
+        if dsn is not None and not isinstance(dsn, str):
+            raise ConfigurationError(f"dsn must be a str, got {type(dsn).__name__}")
+        check_options(prefix=prefix, pool_size=pool_size, pool_timeout=pool_timeout)
+        if prepare_threshold is not None and (
+            isinstance(prepare_threshold, bool)
+            or not isinstance(prepare_threshold, int)
+            or prepare_threshold < 0
+        ):
+            raise ConfigurationError(
+                f"prepare_threshold must be an int >= 0 or None, got {prepare_threshold!r}"
+            )
+        try:
+            import psycopg
+            import psycopg_pool
+        except ImportError as exc:
+            raise missing_driver(exc.name or "psycopg") from None
+        self._psycopg_pool = psycopg_pool
+        self._layout = Layout(schema, table, unlogged)
+        self._statements = self._layout.statements("psycopg")
+        self._prefix = prefix
+        self._create_schema = bool(create_schema)
+        self._dsn = dsn
+        self._redactor = Redactor(dsn)
+        connect_options: dict[str, Any] = {
+            "autocommit": True,
+            "prepare_threshold": prepare_threshold,
+            "connect_timeout": max(1, round(pool_timeout)),
+        }
+        if server_settings:
+            connect_options["options"] = _options(server_settings)
+        self._connect_options = connect_options
+        self._pool_size = pool_size
+        self._pool_timeout = float(pool_timeout)
+        # psycopg prepares a statement once it ran prepare_threshold times; True prepares it
+        # on first use, None leaves it to the connection (never, with a None threshold).
+        self._prepare: bool | None = True if prepare_threshold is not None else None
+        self._pool: Any = pool
+        self._owns_pool = pool is None
+        self._ready = False
+        self._closed = False
+        self._start_lock = threading.Lock()
+        self._calls: dict[Algorithm, Call] = {}
+        del psycopg  # imported only to fail early when it is missing
+
+    def __repr__(self) -> str:
+        return (
+            f"PostgresBackend({self._redactor.shown}, "
+            f"table={self._layout.qualified_table}, prefix={self._prefix!r})"
+        )
+
+    @property
+    def layout(self) -> Layout:
+        """The schema, table and functions this backend uses."""
+        return self._layout
+
+    @property
+    def pool(self) -> Any:
+        """The psycopg_pool pool, or None before first use."""
+        return self._pool
+
+    def decide(
+        self, algorithm: Algorithm, key: str, cost: int, now_us: int | None, consume: bool
+    ) -> Decision:
+        call = self._calls.get(algorithm)
+        if call is None:
+            call = self._plan(algorithm)
+        if cost > call.max_cost:
+            cost = call.max_cost
+        pool = self._pool if self._ready else self._start()
+        try:
+            connection = pool.getconn(self._pool_timeout)
+            try:
+                row = connection.execute(
+                    call.sql,
+                    (call.key_prefix + key, cost, now_us, consume, *call.args),
+                    prepare=self._prepare,
+                ).fetchone()
+                if not connection.autocommit:
+                    connection.commit()
+            finally:
+                pool.putconn(connection)
+        except Exception as exc:
+            raise self._translate(exc) from None
+        return decision_from_us(row[0], call.limit, row[1], row[2], row[3])
+
+    def reset(self, algorithm: Algorithm, key: str) -> None:
+        call = self._calls.get(algorithm) or self._plan(algorithm)
+        self._execute(self._statements.reset, (call.key_prefix + key,))
+
+    def purge_expired(self, *, batch_size: int = 10_000, now_us: int | None = None) -> int:
+        """Delete every row whose ``expires_at`` has passed, ``batch_size`` rows per
+        statement (each its own short transaction); return how many were deleted.
+
+        Expired rows no longer affect any decision, so purging changes none; it only bounds
+        the table's size. ``now_us`` defaults to the server's clock.
+        """
+        batch_size = check_batch_size(batch_size)
+        total = 0
+        while True:
+            row = self._execute(self._statements.purge, (now_us, batch_size))
+            deleted = int(row[0])
+            total += deleted
+            if deleted < batch_size:
+                return total
+
+    def create_schema(self) -> None:
+        """Create (or update) the schema objects now, under the advisory lock; idempotent."""
+        pool = self._pool if self._pool is not None else self._open_pool()
+        try:
+            with pool.connection(self._pool_timeout) as connection, connection.transaction():
+                connection.execute(self._statements.lock, self._layout.lock_key)
+                connection.execute(self._layout.ddl())
+        except Exception as exc:
+            raise self._translate(exc) from None
+
+    def close(self) -> None:
+        """Close the pool this backend created; idempotent."""
+        self._closed = True
+        self._ready = False
+        pool = self._pool
+        if pool is not None and self._owns_pool:
+            self._pool = None
+            pool.close(timeout=self._pool_timeout)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _plan(self, algorithm: Algorithm) -> Call:
+        call = plan(algorithm, self._statements, self._prefix)
+        self._calls[algorithm] = call
+        return call
+
+    def _translate(self, exc: BaseException) -> LimitsCoreError:
+        if getattr(exc, "sqlstate", None) in MISSING_SCHEMA_STATES:
+            self._ready = False  # dropped under us: check (and create) it again next time
+        return translate_psycopg(exc, self._redactor)
+
+    def _execute(self, sql: str, params: tuple[Any, ...]) -> Any:
+        pool = self._pool if self._ready else self._start()
+        try:
+            with pool.connection(self._pool_timeout) as connection:
+                return connection.execute(sql, params).fetchone()
+        except Exception as exc:
+            raise self._translate(exc) from None
+
+    def _open_pool(self) -> Any:
+        if self._closed:
+            raise BackendError("this PostgresBackend is closed")
+        if self._pool is None and self._dsn is not None:
+            self._pool = self._psycopg_pool.ConnectionPool(
+                self._dsn,
+                min_size=1,
+                max_size=self._pool_size,
+                timeout=self._pool_timeout,
+                kwargs=self._connect_options,
+                open=False,
+                name=f"limits-core {self._layout.qualified_table}",
+            )
+            self._pool.open(wait=False)
+        return self._pool
+
+    def _start(self) -> Any:
+        with self._start_lock:
+            pool = self._open_pool()
+            if not self._ready:
+                if self._create_schema:
+                    try:
+                        with pool.connection(self._pool_timeout) as connection:
+                            row = connection.execute(
+                                self._statements.check, (self._layout.qualified_table,)
+                            ).fetchone()
+                    except Exception as exc:
+                        raise self._translate(exc) from None
+                    if row[0] != self._layout.fingerprint:
+                        self.create_schema()
+                self._ready = True
+            return pool
