@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from backends.postgres.common import (
@@ -101,13 +103,14 @@ class PostgresBackend:
             import psycopg_pool
         except ImportError as exc:
             raise missing_driver(exc.name or "psycopg") from None
+        self._psycopg = psycopg
         self._psycopg_pool = psycopg_pool
         self._layout = Layout(schema, table, unlogged)
         self._statements = self._layout.statements("psycopg")
         self._prefix = prefix
         self._create_schema = bool(create_schema)
-        self._dsn = dsn
         self._redactor = Redactor(dsn)
+        self._dsn = dsn or ""  # unused when a pool is given
         connect_options: dict[str, Any] = {
             "autocommit": True,
             "prepare_threshold": prepare_threshold,
@@ -127,7 +130,6 @@ class PostgresBackend:
         self._closed = False
         self._start_lock = threading.Lock()
         self._calls: dict[Algorithm, Call] = {}
-        del psycopg  # imported only to fail early when it is missing
 
     def __repr__(self) -> str:
         return (
@@ -192,13 +194,8 @@ class PostgresBackend:
 
     def create_schema(self) -> None:
         """Create (or update) the schema objects now, under the advisory lock; idempotent."""
-        pool = self._pool if self._pool is not None else self._open_pool()
-        try:
-            with pool.connection(self._pool_timeout) as connection, connection.transaction():
-                connection.execute(self._statements.lock, self._layout.lock_key)
-                connection.execute(self._layout.ddl())
-        except Exception as exc:
-            raise self._translate(exc) from None
+        with self._session() as connection:
+            self._create(connection)
 
     def close(self) -> None:
         """Close the pool this backend created; idempotent."""
@@ -229,35 +226,50 @@ class PostgresBackend:
         except Exception as exc:
             raise self._translate(exc) from None
 
-    def _open_pool(self) -> Any:
+    @contextmanager
+    def _session(self) -> Iterator[Any]:
+        """A connection for setup work: from the pool once it exists, otherwise a direct one,
+        so that a wrong DSN or a server that is down fails at once with the driver's reason
+        (a pool would only report that no connection came in time)."""
         if self._closed:
             raise BackendError("this PostgresBackend is closed")
-        if self._pool is None and self._dsn is not None:
-            self._pool = self._psycopg_pool.ConnectionPool(
-                self._dsn,
-                min_size=1,
-                max_size=self._pool_size,
-                timeout=self._pool_timeout,
-                kwargs=self._connect_options,
-                open=False,
-                name=f"limits-core {self._layout.qualified_table}",
-            )
-            self._pool.open(wait=False)
-        return self._pool
+        try:
+            if self._pool is not None:
+                with self._pool.connection(self._pool_timeout) as connection:
+                    yield connection
+            else:
+                with self._psycopg.connect(self._dsn, **self._connect_options) as connection:
+                    yield connection
+        except Exception as exc:
+            raise self._translate(exc) from None
+
+    def _create(self, connection: Any) -> None:
+        with connection.transaction():
+            connection.execute(self._statements.lock, self._layout.lock_key)
+            connection.execute(self._layout.ddl())
 
     def _start(self) -> Any:
         with self._start_lock:
-            pool = self._open_pool()
             if not self._ready:
                 if self._create_schema:
-                    try:
-                        with pool.connection(self._pool_timeout) as connection:
-                            row = connection.execute(
-                                self._statements.check, (self._layout.qualified_table,)
-                            ).fetchone()
-                    except Exception as exc:
-                        raise self._translate(exc) from None
-                    if row[0] != self._layout.fingerprint:
-                        self.create_schema()
+                    with self._session() as connection:
+                        row = connection.execute(
+                            self._statements.check, (self._layout.qualified_table,)
+                        ).fetchone()
+                        if row[0] != self._layout.fingerprint:
+                            self._create(connection)
+                if self._pool is None:
+                    if self._closed:
+                        raise BackendError("this PostgresBackend is closed")
+                    self._pool = self._psycopg_pool.ConnectionPool(
+                        self._dsn,
+                        min_size=1,
+                        max_size=self._pool_size,
+                        timeout=self._pool_timeout,
+                        kwargs=self._connect_options,
+                        open=False,
+                        name=f"limits-core {self._layout.qualified_table}",
+                    )
+                    self._pool.open(wait=False)
                 self._ready = True
-            return pool
+            return self._pool

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 __all__ = ["main"]
 
 #: Modules of this package that each add one subcommand.
-_SUBCOMMANDS = ("demo",)
+_SUBCOMMANDS = ("demo", "db")
 
 
 def build_parser() -> argparse.ArgumentParser:
