@@ -19,7 +19,7 @@ from limits_core import AsyncLimiter, Clock, Limiter
 from limits_core.algorithm import Algorithm
 from tests.support.servers import DEFAULT_POSTGRES_DSN, DEFAULT_REDIS_URL, IN_CI
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.support.postgres_fixtures"]
 
 settings.register_profile(
     "dev", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -61,9 +61,15 @@ MakeLimiter = Callable[..., Limiter]
 MakeAsyncLimiter = Callable[..., AsyncLimiter]
 
 #: Fixture names of sync backend factories: each returns ``make(algorithm, clock) -> Limiter``.
-SYNC_BACKENDS = [pytest.param("memory_limiters", id="memory")]
+SYNC_BACKENDS = [
+    pytest.param("memory_limiters", id="memory"),
+    pytest.param("postgres_limiters", id="postgres", marks=pytest.mark.postgres),
+]
 #: Fixture names of async backend factories: ``make(algorithm, clock) -> AsyncLimiter``.
-ASYNC_BACKENDS = [pytest.param("memory_async_limiters", id="memory")]
+ASYNC_BACKENDS = [
+    pytest.param("memory_async_limiters", id="memory"),
+    pytest.param("postgres_async_limiters", id="postgres", marks=pytest.mark.postgres),
+]
 
 
 @pytest.fixture

@@ -222,7 +222,8 @@ class PostgresBackend:
         pool = self._pool if self._ready else self._start()
         try:
             with pool.connection(self._pool_timeout) as connection:
-                return connection.execute(sql, params).fetchone()
+                cursor = connection.execute(sql, params)
+                return cursor.fetchone() if cursor.description else None
         except Exception as exc:
             raise self._translate(exc) from None
 
