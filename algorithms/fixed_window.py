@@ -34,6 +34,7 @@ class FixedWindow:
 
     kind: ClassVar[str] = "fixed_window"
     rate: Rate
+    namespace: str = field(init=False, repr=False, compare=False)
     _limit: int = field(init=False, repr=False, compare=False)
     _period_us: int = field(init=False, repr=False, compare=False)
 
@@ -42,10 +43,7 @@ class FixedWindow:
         object.__setattr__(self, "rate", rate)
         object.__setattr__(self, "_limit", rate.limit)
         object.__setattr__(self, "_period_us", rate.period_us)
-
-    @property
-    def namespace(self) -> str:
-        return f"fw:{self._limit}:{self._period_us}"
+        object.__setattr__(self, "namespace", f"fw:{rate.limit}:{rate.period_us}")
 
     @property
     def limit(self) -> int:
@@ -55,7 +53,9 @@ class FixedWindow:
     def max_state_ttl_us(self) -> int:
         return self._period_us
 
-    def step(self, state: FixedWindowState | None, now_us: int, cost: int) -> StepResult:
+    def step(
+        self, state: FixedWindowState | None, now_us: int, cost: int, consume: bool = True
+    ) -> StepResult:
         limit = self._limit
         if state is not None:
             start, count = state

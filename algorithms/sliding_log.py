@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -12,28 +12,50 @@ from limits_core.rate import Rate
 
 __all__ = ["SlidingLog"]
 
-#: One timestamp per admitted unit of cost, oldest first.
-SlidingLogState = tuple[int, ...]
+#: Entries that may pile up before the front of a log is compacted away.
+_COMPACT_AFTER = 32
+
+
+class _Log:
+    """Append-only buffers shared by successive states of one key.
+
+    ``times[i]`` is when request ``i`` was admitted and ``totals[i]`` the cost admitted up to and
+    including it. A state ``(log, lo, hi)`` denotes the entries ``[lo, hi)``; appending past
+    ``hi`` leaves every earlier state's meaning intact, so states stay values while the common
+    case (extending the newest state) costs O(1) amortised instead of copying the log.
+    """
+
+    __slots__ = ("times", "totals")
+
+    def __init__(self, times: list[int], totals: list[int]) -> None:
+        self.times = times
+        self.totals = totals
+
+
+#: ``(log, lo, hi)``: the admitted requests still in the window are ``log[lo:hi]``.
+SlidingLogState = tuple[_Log, int, int]
 
 
 @dataclass(frozen=True, init=False)
 class SlidingLog:
     """Exact limit over a trailing window: at most ``rate.limit`` cost in any ``rate.period``.
 
-    An admitted unit of cost at time ``t`` counts against requests at ``now`` while
-    ``now - t < period``: a unit exactly one period old no longer counts. A request is denied
-    only when it would not fit, and then changes nothing.
+    Cost admitted at time ``t`` counts against requests at ``now`` while ``now - t < period``:
+    a request exactly one period old no longer counts. A request is denied only when it would
+    not fit, and then changes nothing.
 
     - ``remaining``: ``limit`` minus the cost admitted in the trailing period.
-    - ``reset_after``: time until every logged unit has left the window.
-    - ``retry_after``: time until enough units have left for this request to fit; ``inf`` if
+    - ``reset_after``: time until every logged request has left the window.
+    - ``retry_after``: time until enough cost has left for this request to fit; ``inf`` if
       ``cost > limit``.
-    - Memory per key: one timestamp per admitted unit still in the window, so at most
-      ``limit`` integers.
+    - Memory per key: a timestamp and a running total per admitted request still in the
+      window, so at most ``limit`` entries (each request costs at least 1), plus slack of at
+      most as much again before compaction.
     """
 
     kind: ClassVar[str] = "sliding_log"
     rate: Rate
+    namespace: str = field(init=False, repr=False, compare=False)
     _limit: int = field(init=False, repr=False, compare=False)
     _period_us: int = field(init=False, repr=False, compare=False)
 
@@ -42,10 +64,7 @@ class SlidingLog:
         object.__setattr__(self, "rate", rate)
         object.__setattr__(self, "_limit", rate.limit)
         object.__setattr__(self, "_period_us", rate.period_us)
-
-    @property
-    def namespace(self) -> str:
-        return f"sl:{self._limit}:{self._period_us}"
+        object.__setattr__(self, "namespace", f"sl:{rate.limit}:{rate.period_us}")
 
     @property
     def limit(self) -> int:
@@ -55,27 +74,44 @@ class SlidingLog:
     def max_state_ttl_us(self) -> int:
         return self._period_us
 
-    def step(self, state: SlidingLogState | None, now_us: int, cost: int) -> StepResult:
+    def step(
+        self, state: SlidingLogState | None, now_us: int, cost: int, consume: bool = True
+    ) -> StepResult:
         limit, period = self._limit, self._period_us
-        if state:
-            if now_us < state[-1]:
-                now_us = state[-1]
-            # Units logged at or before now - period have left the window.
-            live = state[bisect_right(state, now_us - period) :]
-        else:
-            live = ()
-        used = len(live)
-        reset_us = live[-1] + period - now_us if live else 0
+        used = base = 0
+        if state is not None:
+            log, lo, hi = state
+            times, totals = log.times, log.totals
+            if now_us < times[hi - 1]:
+                now_us = times[hi - 1]
+            # Requests admitted at or before now - period have left the window.
+            lo = bisect_right(times, now_us - period, lo, hi)
+            if lo < hi:
+                base = totals[lo - 1] if lo else 0
+                used = totals[hi - 1] - base
+        reset_us = times[hi - 1] + period - now_us if used else 0
         if cost > limit:
             return decision_from_us(False, limit, limit - used, reset_us, NEVER), state, 0
         excess = used + cost - limit
         if excess > 0:
-            # The request fits once the `excess` oldest units have left the window.
-            retry_us = live[excess - 1] + period - now_us
+            # The request fits once the oldest requests holding `excess` cost have left.
+            first = bisect_left(totals, base + excess, lo, hi)
+            retry_us = times[first] + period - now_us
             return decision_from_us(False, limit, limit - used, reset_us, retry_us), state, 0
-        new_state = live + (now_us,) * cost
-        return (
-            decision_from_us(True, limit, limit - used - cost, period, 0),
-            new_state,
-            now_us + period,
-        )
+        decision = decision_from_us(True, limit, limit - used - cost, period, 0)
+        if not consume:
+            return decision, state, 0
+        if not used:
+            new_state: SlidingLogState = (_Log([now_us], [cost]), 0, 1)
+        elif hi == len(times) and lo < _COMPACT_AFTER + (hi - lo):
+            times.append(now_us)
+            totals.append(totals[hi - 1] + cost)
+            new_state = (log, lo, hi + 1)
+        else:
+            # Someone extended this log past our state, or its dead front grew large: copy the
+            # live entries into a fresh log.
+            fresh = _Log(times[lo:hi], [t - base for t in totals[lo:hi]])
+            fresh.times.append(now_us)
+            fresh.totals.append(used + cost)
+            new_state = (fresh, 0, hi - lo + 1)
+        return decision, new_state, now_us + period

@@ -47,6 +47,7 @@ class TokenBucket:
     kind: ClassVar[str] = "token_bucket"
     rate: Rate
     burst: int
+    namespace: str = field(init=False, repr=False, compare=False)
     _unit: int = field(init=False, repr=False, compare=False)
     _refill: int = field(init=False, repr=False, compare=False)
     _capacity: int = field(init=False, repr=False, compare=False)
@@ -76,10 +77,7 @@ class TokenBucket:
         object.__setattr__(self, "_refill", refill)
         object.__setattr__(self, "_capacity", capacity)
         object.__setattr__(self, "_fill_us", _ceil_div(capacity, refill))
-
-    @property
-    def namespace(self) -> str:
-        return f"tb:{self.rate.limit}:{self.rate.period_us}:{self.burst}"
+        object.__setattr__(self, "namespace", f"tb:{rate.limit}:{period_us}:{burst}")
 
     @property
     def limit(self) -> int:
@@ -99,7 +97,9 @@ class TokenBucket:
     def max_state_ttl_us(self) -> int:
         return self._fill_us
 
-    def step(self, state: TokenBucketState | None, now_us: int, cost: int) -> StepResult:
+    def step(
+        self, state: TokenBucketState | None, now_us: int, cost: int, consume: bool = True
+    ) -> StepResult:
         capacity, unit, refill = self._capacity, self._unit, self._refill
         if state is None:
             tokens = capacity

@@ -2,8 +2,8 @@
 
 One :class:`MemoryBackend` serves both :class:`~limits_core.Limiter` and
 :class:`~limits_core.AsyncLimiter` (its async methods never yield while holding the lock), and
-is shared safely by threads and tasks of one process. Its state is per process: several
-processes or hosts need Redis or PostgreSQL.
+is shared safely by threads and tasks of one process. One instance is one store, so it takes
+no ``prefix``; its state is per process: several processes or hosts need Redis or PostgreSQL.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from limits_core.errors import BackendError, ConfigurationError
 __all__ = ["MemoryBackend"]
 
 _StoreKey = tuple[str, str]
-#: Entries inspected by the expiry sweep on each write: more than one, so the sweep outruns
-#: the creation of new keys.
-_SWEEP_PER_WRITE = 2
+#: Every _SWEEP_EVERY writes, the expiry sweep inspects _SWEEP_BATCH entries: more entries than
+#: writes, so the sweep outruns the creation of new keys.
+_SWEEP_EVERY = 8
+_SWEEP_BATCH = 12
 #: Entries inspected, when the store is full, to find an expired one before evicting.
 _SWEEP_WHEN_FULL = 64
 
@@ -31,10 +32,11 @@ class MemoryBackend:
     """Keeps every key's state in a dict of this process.
 
     Expired state is reclaimed without a background thread, in the spirit of Redis' active
-    expiry: the entries sit in a ring, and each write inspects the next two, dropping those
-    that have expired and rotating the others to the back. Every entry is therefore inspected
-    at least once per ``n`` writes (``n`` the number of entries), so memory stays bounded by
-    the live keys plus the keys that expired since the last turn of the ring. :meth:`sweep`
+    expiry: the entries sit in a ring, and every 8 writes the sweep inspects the next 12, dropping
+    those that have expired and rotating the others to the back. The sweep thus gains on the
+    ring even when every write creates a key, and every entry is inspected at least once per
+    ``2n`` writes (``n`` the number of entries), so memory stays bounded by the live keys plus
+    the keys that expired since the last turn of the ring. :meth:`sweep`
     reclaims everything expired at once.
 
     Args:
@@ -48,7 +50,6 @@ class MemoryBackend:
         clock: the time used when a limiter has no clock of its own; the host's clock by
             default. Limiters sharing one backend should share one clock, since expiry is
             measured on the time of the calls.
-        prefix: isolates applications sharing one backend instance.
     """
 
     def __init__(
@@ -57,7 +58,6 @@ class MemoryBackend:
         max_keys: int | None = None,
         when_full: Literal["evict", "error"] = "evict",
         clock: Clock | None = None,
-        prefix: str = "",
     ) -> None:
         if max_keys is not None and (
             isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 1
@@ -65,14 +65,13 @@ class MemoryBackend:
             raise ConfigurationError(f"max_keys must be a positive int, got {max_keys!r}")
         if when_full not in ("evict", "error"):
             raise ConfigurationError(f"when_full must be 'evict' or 'error', got {when_full!r}")
-        if not isinstance(prefix, str):
-            raise ConfigurationError(f"prefix must be a str, got {prefix!r}")
         self._entries: OrderedDict[_StoreKey, tuple[Any, int]] = OrderedDict()
         self._lock = threading.Lock()
+        self._acquire, self._release = self._lock.acquire, self._lock.release
+        self._writes = 0
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._max_keys = max_keys
         self._when_full = when_full
-        self._prefix = prefix
         self.evictions = 0
         """How many live keys were evicted because the store was full."""
 
@@ -87,23 +86,29 @@ class MemoryBackend:
     ) -> Decision:
         if now_us is None:
             now_us = self._clock.now_us()
-        skey = (self._prefix + algorithm.namespace, key)
+        skey = (algorithm.namespace, key)
         entries = self._entries
-        with self._lock:
+        # acquire/release rather than `with`: this is the hot path, and it is measurably faster.
+        self._acquire()
+        try:
             entry = entries.get(skey)
             decision, state, expires_at = algorithm.step(
-                None if entry is None else entry[0], now_us, cost
+                None if entry is None else entry[0], now_us, cost, consume
             )
             if consume and decision.allowed:
-                if entry is None:
+                if entry is None and self._max_keys is not None:
                     self._make_room(now_us)
                 entries[skey] = (state, expires_at)
-                self._sweep(now_us, _SWEEP_PER_WRITE)
+                self._writes += 1
+                if not self._writes % _SWEEP_EVERY:
+                    self._sweep(now_us, _SWEEP_BATCH)
+        finally:
+            self._release()
         return decision
 
     def reset(self, algorithm: Algorithm, key: str) -> None:
         with self._lock:
-            self._entries.pop((self._prefix + algorithm.namespace, key), None)
+            self._entries.pop((algorithm.namespace, key), None)
 
     def close(self) -> None:
         """Nothing to release; the state stays until the backend is garbage-collected."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeAlias, runtime_checkable
 
 from limits_core.decision import Decision
 
@@ -20,7 +20,7 @@ StepResult: TypeAlias = tuple[Decision, Any, int]
 class Algorithm(Protocol):
     """A rate-limiting algorithm as a pure state machine.
 
-    ``step(state, now_us, cost)`` is the specification every backend implements atomically:
+    ``step(state, now_us, cost, consume)`` is the specification every backend implements atomically:
     the in-memory backend runs it under a lock, the Redis and PostgreSQL backends run a script
     or statement that must agree with it decision by decision. ``state`` is ``None`` for a key
     with no stored state. Times are integer microseconds since the Unix epoch; per key, time
@@ -29,7 +29,7 @@ class Algorithm(Protocol):
     """
 
     #: Short stable name of the algorithm, used in store keys and scripts ("fixed_window").
-    kind: str
+    kind: ClassVar[str]
 
     @property
     def namespace(self) -> str:
@@ -46,6 +46,9 @@ class Algorithm(Protocol):
         """Upper bound on how long stored state can matter after the last admitted hit."""
         ...
 
-    def step(self, state: Any, now_us: int, cost: int) -> StepResult:
-        """Decide a request of ``cost`` at ``now_us`` against ``state``."""
+    def step(self, state: Any, now_us: int, cost: int, consume: bool = True) -> StepResult:
+        """Decide a request of ``cost`` at ``now_us`` against ``state``.
+
+        With ``consume=False`` (a peek) the decision is the same but no new state is built.
+        """
         ...

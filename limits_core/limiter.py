@@ -14,9 +14,15 @@ from limits_core.backend import AsyncBackend, Backend
 from limits_core.clock import Clock
 from limits_core.decision import Decision
 from limits_core.errors import ConfigurationError
+from limits_core.validation import MAX_KEY_BYTES as _MAX
 from limits_core.validation import check_cost, check_key
 
 __all__ = ["AsyncLimiter", "Limiter"]
+
+
+# hit() and peek() are the hot path: each accepts the common case (a printable ASCII key of at
+# most 512 characters, an int cost from 1 to limit + 1) inline, and calls _checked() for the
+# rest. The four copies are kept identical by tests/test_limiter_twins.py.
 
 
 class _LimiterBase:
@@ -43,11 +49,10 @@ class _LimiterBase:
         """The injected clock, or ``None`` when the store's own clock decides."""
         return self._clock
 
-    def _args(self, key: str, cost: int) -> tuple[str, int, int | None]:
+    def _checked(self, key: str, cost: int) -> tuple[str, int]:
+        """The full checks, for whatever the fast path of hit/peek did not accept."""
         check_key(key)
-        cost = check_cost(cost)
-        clock = self._clock
-        return key, min(cost, self._max_cost), None if clock is None else clock.now_us()
+        return key, min(check_cost(cost), self._max_cost)
 
 
 class Limiter(_LimiterBase):
@@ -60,13 +65,14 @@ class Limiter(_LimiterBase):
     [True, True, False]
     """
 
-    __slots__ = ("_backend",)
+    __slots__ = ("_backend", "_decide")
 
     def __init__(self, algorithm: Algorithm, backend: Backend, *, clock: Clock | None = None):
         super().__init__(algorithm, clock)
         if not isinstance(backend, Backend):
             raise ConfigurationError(f"not a synchronous backend: {backend!r}")
         self._backend = backend
+        self._decide = backend.decide
 
     @property
     def backend(self) -> Backend:
@@ -74,13 +80,25 @@ class Limiter(_LimiterBase):
 
     def hit(self, key: str, cost: int = 1) -> Decision:
         """Decide a request of ``cost`` on ``key``; consume the cost only if allowed."""
-        key, cost, now_us = self._args(key, cost)
-        return self._backend.decide(self._algorithm, key, cost, now_us, True)
+        if not (
+            type(key) is str and key.isascii() and key.isprintable() and 0 < len(key) <= _MAX
+        ) or (type(cost) is not int or not 0 < cost <= self._max_cost):
+            key, cost = self._checked(key, cost)
+        clock = self._clock
+        return self._decide(
+            self._algorithm, key, cost, None if clock is None else clock.now_us(), True
+        )
 
     def peek(self, key: str, cost: int = 1) -> Decision:
         """The decision :meth:`hit` would give now, consuming nothing."""
-        key, cost, now_us = self._args(key, cost)
-        return self._backend.decide(self._algorithm, key, cost, now_us, False)
+        if not (
+            type(key) is str and key.isascii() and key.isprintable() and 0 < len(key) <= _MAX
+        ) or (type(cost) is not int or not 0 < cost <= self._max_cost):
+            key, cost = self._checked(key, cost)
+        clock = self._clock
+        return self._decide(
+            self._algorithm, key, cost, None if clock is None else clock.now_us(), False
+        )
 
     def reset(self, key: str) -> None:
         """Forget everything stored for ``key``: its full limit is available again."""
@@ -103,7 +121,7 @@ class Limiter(_LimiterBase):
 class AsyncLimiter(_LimiterBase):
     """Applies one algorithm to keys on an asyncio backend; the twin of :class:`Limiter`."""
 
-    __slots__ = ("_backend",)
+    __slots__ = ("_backend", "_decide")
 
     def __init__(
         self, algorithm: Algorithm, backend: AsyncBackend, *, clock: Clock | None = None
@@ -112,6 +130,7 @@ class AsyncLimiter(_LimiterBase):
         if not isinstance(backend, AsyncBackend):
             raise ConfigurationError(f"not an asyncio backend: {backend!r}")
         self._backend = backend
+        self._decide = backend.adecide
 
     @property
     def backend(self) -> AsyncBackend:
@@ -119,13 +138,25 @@ class AsyncLimiter(_LimiterBase):
 
     async def hit(self, key: str, cost: int = 1) -> Decision:
         """Decide a request of ``cost`` on ``key``; consume the cost only if allowed."""
-        key, cost, now_us = self._args(key, cost)
-        return await self._backend.adecide(self._algorithm, key, cost, now_us, True)
+        if not (
+            type(key) is str and key.isascii() and key.isprintable() and 0 < len(key) <= _MAX
+        ) or (type(cost) is not int or not 0 < cost <= self._max_cost):
+            key, cost = self._checked(key, cost)
+        clock = self._clock
+        return await self._decide(
+            self._algorithm, key, cost, None if clock is None else clock.now_us(), True
+        )
 
     async def peek(self, key: str, cost: int = 1) -> Decision:
         """The decision :meth:`hit` would give now, consuming nothing."""
-        key, cost, now_us = self._args(key, cost)
-        return await self._backend.adecide(self._algorithm, key, cost, now_us, False)
+        if not (
+            type(key) is str and key.isascii() and key.isprintable() and 0 < len(key) <= _MAX
+        ) or (type(cost) is not int or not 0 < cost <= self._max_cost):
+            key, cost = self._checked(key, cost)
+        clock = self._clock
+        return await self._decide(
+            self._algorithm, key, cost, None if clock is None else clock.now_us(), False
+        )
 
     async def reset(self, key: str) -> None:
         """Forget everything stored for ``key``: its full limit is available again."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import ClassVar
 
 from limits_core.errors import ConfigurationError
 
@@ -55,8 +54,6 @@ class Rate:
 
     limit: int
     period: float
-
-    UNITS: ClassVar[dict[str, float]] = _UNITS
 
     def __post_init__(self) -> None:
         limit, period = self.limit, self.period

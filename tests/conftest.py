@@ -6,43 +6,17 @@ Every test that takes ``make_limiter`` or ``make_async_limiter`` runs on each ba
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
 
 from algorithms import FixedWindow, SlidingLog, TokenBucket
 from backends.memory import MemoryBackend
 from limits_core import AsyncLimiter, Clock, Limiter
 from limits_core.algorithm import Algorithm
-from tests.support.servers import DEFAULT_POSTGRES_DSN, DEFAULT_REDIS_URL, IN_CI
 
 pytest_plugins: list[str] = ["tests.support.postgres_fixtures"]
-
-settings.register_profile(
-    "dev", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.register_profile(
-    "ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-    print_blob=True,
-)  # fmt: skip
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if IN_CI else "dev"))
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--redis-url",
-        default=os.environ.get("LIMITS_CORE_REDIS_URL", DEFAULT_REDIS_URL),
-        help="Redis server for backend tests (env LIMITS_CORE_REDIS_URL)",
-    )
-    parser.addoption(
-        "--postgres-dsn",
-        default=os.environ.get("LIMITS_CORE_POSTGRES_DSN", DEFAULT_POSTGRES_DSN),
-        help="PostgreSQL server for backend tests (env LIMITS_CORE_POSTGRES_DSN)",
-    )
-
 
 ALGORITHMS: dict[str, Callable[[], Algorithm]] = {
     "fixed_window": lambda: FixedWindow("5/10s"),
@@ -77,7 +51,7 @@ def memory_limiters() -> Iterator[MakeLimiter]:
     def make(algorithm: Algorithm, clock: Clock | None = None, **options: Any) -> Limiter:
         return Limiter(algorithm, MemoryBackend(**options), clock=clock)
 
-    yield make
+    return make
 
 
 @pytest.fixture
@@ -85,7 +59,7 @@ def memory_async_limiters() -> Iterator[MakeAsyncLimiter]:
     def make(algorithm: Algorithm, clock: Clock | None = None, **options: Any) -> AsyncLimiter:
         return AsyncLimiter(algorithm, MemoryBackend(**options), clock=clock)
 
-    yield make
+    return make
 
 
 @pytest.fixture(params=SYNC_BACKENDS)
