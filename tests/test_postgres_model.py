@@ -88,12 +88,28 @@ def run_program(
             purge(min(t for _, t, _, _ in program[index:]))
         else:
             state = model.get(key, (None, 0))[0]
-            expected, new_state, expires_at = algorithm.step(state, now, min(cost, 10**15))
+            expected, new_state, expires_at = algorithm.step(
+                state, now, min(cost, algorithm.limit + 1), op == "hit"
+            )
             got = decide(key, cost, now, op == "hit")
             assert got == expected, (index, op, now, cost, state)
             if op == "hit" and expected.allowed:
                 model[key] = (new_state, expires_at)
     return {key: model[key] for key in keys if key in model}
+
+
+def _runs(state: Any) -> list[tuple[int, int]]:
+    """A model sliding-log state ``(log, lo, hi)`` as (time, cost) runs, equal times merged:
+    the form the row stores."""
+    log, lo, hi = state
+    runs: list[tuple[int, int]] = []
+    for i in range(lo, hi):
+        cost = log.totals[i] - (log.totals[i - 1] if i else 0)
+        if runs and runs[-1][0] == log.times[i]:
+            runs[-1] = (log.times[i], runs[-1][1] + cost)
+        else:
+            runs.append((log.times[i], cost))
+    return runs
 
 
 def check_rows(
@@ -106,10 +122,8 @@ def check_rows(
             continue
         n, t, log_t, log_n, expires_at = row
         if isinstance(algorithm, SlidingLog):
-            # The model keeps one time per live unit; the row keeps (time, units) runs.
-            runs = zip(log_t, log_n, strict=True)
-            assert tuple(ts for ts, units in runs for _ in range(units)) == state
-            assert (n, t) == (len(state), state[-1])
+            assert list(zip(log_t, log_n, strict=True)) == _runs(state)
+            assert (n, t) == (sum(log_n), log_t[-1])
         elif isinstance(algorithm, FixedWindow):
             assert (t, n) == state
         else:
