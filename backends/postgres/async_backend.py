@@ -30,6 +30,9 @@ __all__ = ["AsyncPostgresBackend"]
 
 logger = logging.getLogger("limits_core.postgres")
 
+#: Name of the background purge task (``asyncio.Task.get_name()``).
+PURGE_TASK_NAME = "limits-core postgres purge"
+
 
 async def _keep_session(connection: Any) -> None:
     """Pool ``reset`` hook that leaves the session as it is.
@@ -288,7 +291,7 @@ class AsyncPostgresBackend:
                 self._ready = True
                 if self._purge_interval is not None and self._purge_task is None:
                     self._purge_task = asyncio.create_task(
-                        self._purge_forever(self._purge_interval)
+                        self._purge_forever(self._purge_interval), name=PURGE_TASK_NAME
                     )
             return pool
 
