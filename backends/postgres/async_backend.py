@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -19,6 +20,7 @@ from backends.postgres.common import (
 from backends.postgres.errors import (
     MISSING_SCHEMA_STATES,
     Redactor,
+    is_statement_error,
     missing_driver,
     translate_asyncpg,
 )
@@ -182,14 +184,16 @@ class AsyncPostgresBackend:
         try:
             async with asyncio.timeout(self._pool_timeout):
                 connection = await pool.acquire()
-            try:
-                row = await connection.fetchrow(
-                    call.sql, call.key_prefix + key, cost, now_us, consume, *call.args
-                )
-            finally:
-                await pool.release(connection)
         except Exception as exc:
             raise self._translate(exc) from None
+        try:
+            row = await connection.fetchrow(
+                call.sql, call.key_prefix + key, cost, now_us, consume, *call.args
+            )
+        except Exception as exc:
+            await self._release(pool, connection, exc)
+            raise self._translate(exc) from None
+        await self._release(pool, connection, None)
         return decision_from_us(row[0], call.limit, row[1], row[2], row[3])
 
     async def areset(self, algorithm: Algorithm, key: str) -> None:
@@ -257,12 +261,31 @@ class AsyncPostgresBackend:
         try:
             async with asyncio.timeout(self._pool_timeout):
                 connection = await pool.acquire()
-            try:
-                return await connection.fetchval(sql, *args)
-            finally:
-                await pool.release(connection)
         except Exception as exc:
             raise self._translate(exc) from None
+        try:
+            value = await connection.fetchval(sql, *args)
+        except Exception as exc:
+            await self._release(pool, connection, exc)
+            raise self._translate(exc) from None
+        await self._release(pool, connection, None)
+        return value
+
+    async def _release(self, pool: Any, connection: Any, error: Exception | None) -> None:
+        """Give ``connection`` back to the pool, or end it when ``error`` may have left it in
+        an unknown state (anything but an error reported by the server, e.g. a connection lost
+        mid-statement): the pool then opens a fresh one."""
+        if error is not None and not (
+            isinstance(error, self._asyncpg.PostgresError) and is_statement_error(error)
+        ):
+            # A connection that asyncpg saw close has already left the pool by itself.
+            with contextlib.suppress(self._asyncpg.InterfaceError):
+                connection.terminate()
+        try:
+            await pool.release(connection)
+        except Exception as exc:
+            # The decision (if any) stands; asyncpg has already ended this connection.
+            logger.debug("limits-core: releasing a connection failed: %r", exc)
 
     async def _open_pool(self) -> Any:
         if self._closed:

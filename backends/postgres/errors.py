@@ -20,6 +20,7 @@ from limits_core.errors import BackendError, BackendUnavailable, LimitsCoreError
 __all__ = [
     "MISSING_SCHEMA_STATES",
     "Redactor",
+    "is_statement_error",
     "missing_driver",
     "translate_asyncpg",
     "translate_psycopg",
@@ -91,6 +92,12 @@ class Redactor:
         return f"PostgreSQL ({self.shown}): {type(exc).__name__}: {text}"
 
 
+def is_statement_error(exc: BaseException) -> bool:
+    """True when the server reported an error for one statement and the session goes on."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] not in _UNAVAILABLE_CLASSES
+
+
 def _by_sqlstate(sqlstate: str, exc: BaseException, redactor: Redactor) -> LimitsCoreError:
     if sqlstate[:2] in _UNAVAILABLE_CLASSES:
         return BackendUnavailable(redactor.describe(exc))
@@ -113,8 +120,11 @@ def translate_asyncpg(exc: BaseException, redactor: Redactor) -> LimitsCoreError
         return _by_sqlstate(sqlstate, exc, redactor)
     if isinstance(exc, asyncpg.DataError):
         return BackendError(redactor.describe(exc))
-    if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError):
-        # Refused or reset sockets, timeouts, "connection is closed", a pool being closed.
+    if isinstance(
+        exc, OSError | TimeoutError | asyncpg.InterfaceError | asyncpg.InternalClientError
+    ):
+        # Refused or reset sockets, timeouts, "connection is closed", a pool being closed, and
+        # a protocol state broken by a connection lost mid-operation: the outcome is unknown.
         return BackendUnavailable(redactor.describe(exc))
     return BackendError(redactor.describe(exc))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Iterator
@@ -25,9 +26,16 @@ from backends.postgres.errors import (
 )
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision, decision_from_us
-from limits_core.errors import BackendError, ConfigurationError, LimitsCoreError
+from limits_core.errors import (
+    BackendError,
+    BackendUnavailable,
+    ConfigurationError,
+    LimitsCoreError,
+)
 
 __all__ = ["PostgresBackend"]
+
+logger = logging.getLogger("limits_core.postgres")
 
 _SETTING_NAME = re.compile(r"[a-z_][a-z0-9_.]*\Z")
 
@@ -129,6 +137,7 @@ class PostgresBackend:
         self._ready = False
         self._closed = False
         self._start_lock = threading.Lock()
+        self._checking = threading.Lock()
         self._calls: dict[Algorithm, Call] = {}
 
     def __repr__(self) -> str:
@@ -216,7 +225,28 @@ class PostgresBackend:
     def _translate(self, exc: BaseException) -> LimitsCoreError:
         if getattr(exc, "sqlstate", None) in MISSING_SCHEMA_STATES:
             self._ready = False  # dropped under us: check (and create) it again next time
-        return translate_psycopg(exc, self._redactor)
+        error = translate_psycopg(exc, self._redactor)
+        if (
+            isinstance(error, BackendUnavailable)
+            and not isinstance(exc, self._psycopg_pool.PoolTimeout)
+            and self._pool is not None
+        ):
+            self._check_idle_connections(self._pool)
+        return error
+
+    def _check_idle_connections(self, pool: Any) -> None:
+        """After a lost connection, test the pool's idle connections and replace the dead
+        ones. A restart or failover kills them all, and psycopg only notices when one is
+        used; checking them now costs this already-failed call a round trip per idle
+        connection instead of failing one later call per dead connection."""
+        if not self._checking.acquire(blocking=False):
+            return  # another thread is checking
+        try:
+            pool.check()
+        except Exception as exc:  # the server may still be down: the next call will tell
+            logger.debug("limits-core: checking pool connections failed: %r", exc)
+        finally:
+            self._checking.release()
 
     def _execute(self, sql: str, params: tuple[Any, ...]) -> Any:
         pool = self._pool if self._ready else self._start()

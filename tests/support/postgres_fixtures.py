@@ -8,17 +8,21 @@ running at the same time on the shared server never see each other's state.
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 
 from backends.postgres import AsyncPostgresBackend, PostgresBackend
 from backends.postgres.common import Layout
-from limits_core import AsyncLimiter, Clock, Limiter
+from limits_core import AsyncLimiter, BackendUnavailable, Clock, Limiter
 from limits_core.algorithm import Algorithm
 from tests.support.servers import require
+
+T = TypeVar("T")
 
 
 def random_table() -> str:
@@ -96,3 +100,27 @@ async def postgres_async_limiters(postgres_dsn: str, pg_table: str) -> AsyncIter
     yield make
     for backend in backends:
         await backend.aclose()
+
+
+def eventually(call: Callable[[], T], within: float = 60.0) -> T:
+    """``call()`` once it stops raising BackendUnavailable (a server coming back)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return call()
+        except BackendUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+async def aeventually(call: Callable[[], Awaitable[T]], within: float = 60.0) -> T:
+    """The asyncio twin of :func:`eventually`."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return await call()
+        except BackendUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
