@@ -231,3 +231,19 @@ def test_importing_the_backends_imports_no_driver() -> None:
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.postgres
+def test_a_function_of_an_earlier_result_type_is_replaced(postgres_dsn: str, pg_table: str) -> None:
+    """CREATE OR REPLACE cannot change a result type: the DDL drops such a function first."""
+    layout = Layout(table=pg_table)
+    sql(postgres_dsn, 'CREATE SCHEMA IF NOT EXISTS "limits_core"')
+    sql(
+        postgres_dsn,
+        f"CREATE FUNCTION {layout.function('fixed_window')}"
+        "(text, bigint, bigint, boolean, bigint, bigint) RETURNS integer "
+        "LANGUAGE sql AS 'SELECT 1'",
+    )
+    with Limiter(FixedWindow("1/h"), PostgresBackend(postgres_dsn, table=pg_table)) as limiter:
+        assert limiter.hit("k").allowed
+        assert not limiter.hit("k").allowed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from backends.postgres.common import (
@@ -15,6 +16,7 @@ from backends.postgres.common import (
     check_batch_size,
     check_options,
     check_seconds,
+    decode,
     plan,
 )
 from backends.postgres.errors import (
@@ -24,8 +26,9 @@ from backends.postgres.errors import (
     missing_driver,
     translate_asyncpg,
 )
+from backends.postgres.gate import PoolGate
 from limits_core.algorithm import Algorithm
-from limits_core.decision import Decision, decision_from_us
+from limits_core.decision import Decision
 from limits_core.errors import BackendError, ConfigurationError, LimitsCoreError
 
 __all__ = ["AsyncPostgresBackend"]
@@ -131,7 +134,7 @@ class AsyncPostgresBackend:
             raise missing_driver("asyncpg") from None
         self._asyncpg = asyncpg
         self._layout = Layout(schema, table, unlogged)
-        self._statements = self._layout.statements("asyncpg")
+        self._statements = self._layout.statements()
         self._prefix = prefix
         self._create_schema = bool(create_schema)
         self._dsn = dsn
@@ -144,6 +147,9 @@ class AsyncPostgresBackend:
             "statement_cache_size": statement_cache_size,
             "server_settings": dict(server_settings or {}),
             "reset": _keep_session,
+            # Idle connections stay open: otherwise asyncpg arms and cancels a timer on every
+            # release and acquire.
+            "max_inactive_connection_lifetime": 0,
         }
         self._pool_timeout = float(pool_timeout)
         self._purge_interval = check_seconds(purge_interval, "purge_interval", optional=True)
@@ -151,10 +157,11 @@ class AsyncPostgresBackend:
         self._purge_task: asyncio.Task[None] | None = None
         self._pool: Any = pool
         self._owns_pool = pool is None
+        self._gate = PoolGate(pool_size, self._pool_timeout) if pool is None else None
         self._ready = False
         self._closed = False
         self._start_lock = asyncio.Lock()
-        self._calls: dict[Algorithm, Call] = {}
+        self._calls: dict[str, Call] = {}  # by algorithm.namespace
 
     def __repr__(self) -> str:
         return (
@@ -175,29 +182,28 @@ class AsyncPostgresBackend:
     async def adecide(
         self, algorithm: Algorithm, key: str, cost: int, now_us: int | None, consume: bool
     ) -> Decision:
-        call = self._calls.get(algorithm)
-        if call is None:
-            call = self._plan(algorithm)
+        call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
         if cost > call.max_cost:
             cost = call.max_cost
         pool = self._pool if self._ready else await self._start()
+        connection = await self._acquire(pool)
         try:
-            async with asyncio.timeout(self._pool_timeout):
-                connection = await pool.acquire()
-        except Exception as exc:
-            raise self._translate(exc) from None
-        try:
-            row = await connection.fetchrow(
+            reply = await connection.fetchval(
                 call.sql, call.key_prefix + key, cost, now_us, consume, *call.args
             )
-        except Exception as exc:
+            await pool.release(connection)
+        except BaseException as exc:
             await self._release(pool, connection, exc)
-            raise self._translate(exc) from None
-        await self._release(pool, connection, None)
-        return decision_from_us(row[0], call.limit, row[1], row[2], row[3])
+            if isinstance(exc, Exception):
+                raise self._translate(exc) from None
+            raise
+        finally:
+            if self._gate is not None:
+                self._gate.leave()
+        return decode(reply, call.limit)
 
     async def areset(self, algorithm: Algorithm, key: str) -> None:
-        call = self._calls.get(algorithm) or self._plan(algorithm)
+        call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
         await self._execute(self._statements.reset, call.key_prefix + key)
 
     async def purge_expired(self, *, batch_size: int = 10_000, now_us: int | None = None) -> int:
@@ -217,16 +223,14 @@ class AsyncPostgresBackend:
 
     async def create_schema(self) -> None:
         """Create (or update) the schema objects now, under the advisory lock; idempotent."""
-        pool = self._pool if self._pool is not None else await self._open_pool()
-        try:
-            async with (
-                pool.acquire(timeout=self._pool_timeout) as connection,
-                connection.transaction(),
-            ):
+
+        async def create(connection: Any) -> None:
+            async with connection.transaction():
                 await connection.execute(self._statements.lock, *self._layout.lock_key)
                 await connection.execute(self._layout.ddl())
-        except Exception as exc:
-            raise self._translate(exc) from None
+
+        pool = self._pool if self._pool is not None else await self._open_pool()
+        await self._run(pool, create)
 
     async def aclose(self) -> None:
         """Stop the background purge and close the pool this backend created; idempotent."""
@@ -243,12 +247,14 @@ class AsyncPostgresBackend:
                 await asyncio.wait_for(pool.close(), timeout=self._pool_timeout)
             except Exception:
                 pool.terminate()
+        if self._gate is not None:
+            self._gate.close()
 
     # -- internals ----------------------------------------------------------------------------
 
     def _plan(self, algorithm: Algorithm) -> Call:
         call = plan(algorithm, self._statements, self._prefix)
-        self._calls[algorithm] = call
+        self._calls[algorithm.namespace] = call
         return call
 
     def _translate(self, exc: BaseException) -> LimitsCoreError:
@@ -258,24 +264,54 @@ class AsyncPostgresBackend:
 
     async def _execute(self, sql: str, *args: Any) -> Any:
         pool = self._pool if self._ready else await self._start()
-        try:
-            async with asyncio.timeout(self._pool_timeout):
-                connection = await pool.acquire()
-        except Exception as exc:
-            raise self._translate(exc) from None
-        try:
-            value = await connection.fetchval(sql, *args)
-        except Exception as exc:
-            await self._release(pool, connection, exc)
-            raise self._translate(exc) from None
-        await self._release(pool, connection, None)
-        return value
+        return await self._run(pool, lambda connection: connection.fetchval(sql, *args))
 
-    async def _release(self, pool: Any, connection: Any, error: Exception | None) -> None:
-        """Give ``connection`` back to the pool, or end it when ``error`` may have left it in
-        an unknown state (anything but an error reported by the server, e.g. a connection lost
-        mid-statement): the pool then opens a fresh one."""
-        if error is not None and not (
+    async def _run(self, pool: Any, work: Callable[[Any], Awaitable[Any]]) -> Any:
+        """``await work(connection)`` on a pool connection, with errors translated."""
+        connection = await self._acquire(pool)
+        try:
+            result = await work(connection)
+            await pool.release(connection)
+        except BaseException as exc:
+            await self._release(pool, connection, exc)
+            if isinstance(exc, Exception):
+                raise self._translate(exc) from None
+            raise
+        finally:
+            if self._gate is not None:
+                self._gate.leave()
+        return result
+
+    async def _acquire(self, pool: Any) -> Any:
+        """A pool connection, after waiting at most about ``pool_timeout`` for one.
+
+        On the pool this backend created, the gate bounds the wait (and the caller leaves the
+        gate once it has released the connection); on a caller's pool, which others may be
+        using too, asyncio.timeout() does.
+        """
+        gate = self._gate
+        try:
+            if gate is None:
+                async with asyncio.timeout(self._pool_timeout):
+                    return await pool.acquire()
+            if not gate.try_enter():
+                await gate.enter()
+        except Exception as exc:
+            raise self._translate(exc) from None
+        try:
+            return await pool.acquire()
+        except BaseException as exc:
+            gate.leave()
+            if isinstance(exc, Exception):
+                raise self._translate(exc) from None
+            raise
+
+    async def _release(self, pool: Any, connection: Any, error: BaseException) -> None:
+        """Give ``connection`` back to the pool after ``error``, ending it first when the
+        error may have left it in an unknown state (anything but an error the server reported,
+        e.g. a connection lost mid-statement): the pool then opens a fresh one. A cancelled
+        call goes back as is: asyncpg finishes cancelling its statement on release."""
+        if isinstance(error, Exception) and not (
             isinstance(error, self._asyncpg.PostgresError) and is_statement_error(error)
         ):
             # A connection that asyncpg saw close has already left the pool by itself.
@@ -303,12 +339,8 @@ class AsyncPostgresBackend:
             pool = await self._open_pool()
             if not self._ready:
                 if self._create_schema:
-                    try:
-                        current = await pool.fetchval(
-                            self._statements.check, self._layout.qualified_table
-                        )
-                    except Exception as exc:
-                        raise self._translate(exc) from None
+                    check, table = self._statements.check, self._layout.qualified_table
+                    current = await self._run(pool, lambda c: c.fetchval(check, table))
                     if current != self._layout.fingerprint:
                         await self.create_schema()
                 self._ready = True

@@ -19,10 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Any
 
 from algorithms import FixedWindow, SlidingLog, TokenBucket
 from limits_core.algorithm import Algorithm
+from limits_core.decision import Decision, decision_from_us
 from limits_core.errors import ConfigurationError
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Call",
     "Layout",
     "check_identifier",
+    "decode",
     "plan",
 ]
 
@@ -52,8 +54,6 @@ _LOCK_CLASS = 0x6C636462
 
 #: Version of the schema's shape; a change to the SQL files changes the fingerprint as well.
 _SCHEMA_VERSION = 1
-
-Placeholders = Literal["asyncpg", "psycopg"]
 
 
 def check_identifier(value: object, what: str) -> str:
@@ -149,42 +149,34 @@ class Layout:
         lines += [f"DROP FUNCTION IF EXISTS {self.function(name)};" for name in _FUNCTIONS]
         return "\n".join(lines) + "\n"
 
-    def statements(self, style: Placeholders) -> Statements:
-        """The runtime statements, with the driver's placeholder style."""
-        return Statements(self, style)
+    def statements(self) -> Statements:
+        """The runtime statements on this layout."""
+        return Statements(self)
 
-
-def _params(style: Placeholders, count: int) -> str:
-    if style == "asyncpg":
-        return ", ".join(f"${i}" for i in range(1, count + 1))
-    return ", ".join(["%s"] * count)
+    def call(self, kind: str, parameters: int) -> str:
+        """The statement deciding one request of algorithm ``kind``: a call of its function
+        with ``$1`` key, ``$2`` cost, ``$3`` now (µs, or NULL for the server's clock), ``$4``
+        consume, then the algorithm's ``parameters``. Every argument is cast, so the prepared
+        statement is the same whatever integer type a driver sends (psycopg sends the smallest
+        that fits)."""
+        types = ("text", "bigint", "bigint", "boolean", *("bigint",) * parameters)
+        args = ", ".join(f"${i}::{t}" for i, t in enumerate(types, 1))
+        return f"SELECT {self.function(kind)}({args})"
 
 
 class Statements:
-    """Runtime SQL for one layout and one driver's placeholder style."""
+    """The runtime SQL of one layout. Every statement uses PostgreSQL's own ``$n``
+    placeholders: asyncpg takes them as they are, psycopg through its ``RawCursor``."""
 
-    __slots__ = ("check", "layout", "purge", "reset", "style")
+    __slots__ = ("check", "layout", "lock", "purge", "reset")
 
-    def __init__(self, layout: Layout, style: Placeholders) -> None:
+    def __init__(self, layout: Layout) -> None:
         self.layout = layout
-        self.style = style
-        p = _params(style, 2).split(", ")
         #: Returns the table's comment: the schema fingerprint when it is in place.
-        self.check = f"SELECT obj_description(to_regclass({p[0]}), 'pg_class')"
-        self.reset = f"DELETE FROM {layout.qualified_table} WHERE key = {p[0]}"
-        self.purge = f"SELECT {layout.function('purge_expired')}({p[0]}, {p[1]})"
-
-    @property
-    def lock(self) -> str:
-        return f"SELECT pg_advisory_xact_lock({_params(self.style, 2)})"
-
-    def call(self, kind: str, static_args: int) -> str:
-        # key, cost, now, consume, then the algorithm's parameters.
-        args = _params(self.style, 4 + static_args)
-        return (
-            "SELECT allowed, remaining, reset_us, retry_us "
-            f"FROM {self.layout.function(kind)}({args})"
-        )
+        self.check = "SELECT obj_description(to_regclass($1), 'pg_class')"
+        self.lock = "SELECT pg_advisory_xact_lock($1, $2)"
+        self.reset = f"DELETE FROM {layout.qualified_table} WHERE key = $1"
+        self.purge = f"SELECT {layout.function('purge_expired')}($1, $2)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,8 +184,8 @@ class Call:
     """One algorithm's call on one backend, computed once and reused for every decision.
 
     A decision sends ``sql`` with ``(key_prefix + key, cost, now_us, consume, *args)`` and gets
-    back one row ``(allowed, remaining, reset_after_us, retry_after_us)``, which
-    :func:`limits_core.decision.decision_from_us` turns into a Decision with ``limit``.
+    back one value, the array ``[allowed (1 or 0), remaining, reset_after_us, retry_after_us]``,
+    which :func:`decode` turns into a Decision.
     """
 
     sql: str
@@ -244,12 +236,17 @@ def plan(algorithm: Algorithm, statements: Statements, prefix: str) -> Call:
         )
     args = encode(algorithm)
     return Call(
-        sql=statements.call(algorithm.kind, len(args)),
+        sql=statements.layout.call(algorithm.kind, len(args)),
         key_prefix=f"{prefix}{algorithm.namespace}:",
         args=args,
         limit=algorithm.limit,
         max_cost=algorithm.limit + 1,
     )
+
+
+def decode(reply: list[int], limit: int) -> Decision:
+    """The Decision for a function's reply (see :class:`Call`)."""
+    return decision_from_us(reply[0] == 1, limit, reply[1], reply[2], reply[3])
 
 
 def check_options(*, prefix: object, pool_size: object, pool_timeout: object) -> None:

@@ -16,6 +16,7 @@ from backends.postgres.common import (
     Layout,
     check_batch_size,
     check_options,
+    decode,
     plan,
 )
 from backends.postgres.errors import (
@@ -25,7 +26,7 @@ from backends.postgres.errors import (
     translate_psycopg,
 )
 from limits_core.algorithm import Algorithm
-from limits_core.decision import Decision, decision_from_us
+from limits_core.decision import Decision
 from limits_core.errors import (
     BackendError,
     BackendUnavailable,
@@ -112,9 +113,11 @@ class PostgresBackend:
         except ImportError as exc:
             raise missing_driver(exc.name or "psycopg") from None
         self._psycopg = psycopg
+        # PostgreSQL's own $n placeholders, as in the shared .sql files.
+        self._cursor: Any = psycopg.RawCursor
         self._psycopg_pool = psycopg_pool
         self._layout = Layout(schema, table, unlogged)
-        self._statements = self._layout.statements("psycopg")
+        self._statements = self._layout.statements()
         self._prefix = prefix
         self._create_schema = bool(create_schema)
         self._redactor = Redactor(dsn)
@@ -138,7 +141,7 @@ class PostgresBackend:
         self._closed = False
         self._start_lock = threading.Lock()
         self._checking = threading.Lock()
-        self._calls: dict[Algorithm, Call] = {}
+        self._calls: dict[str, Call] = {}  # by algorithm.namespace
 
     def __repr__(self) -> str:
         return (
@@ -159,30 +162,32 @@ class PostgresBackend:
     def decide(
         self, algorithm: Algorithm, key: str, cost: int, now_us: int | None, consume: bool
     ) -> Decision:
-        call = self._calls.get(algorithm)
-        if call is None:
-            call = self._plan(algorithm)
+        call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
         if cost > call.max_cost:
             cost = call.max_cost
         pool = self._pool if self._ready else self._start()
         try:
             connection = pool.getconn(self._pool_timeout)
             try:
-                row = connection.execute(
-                    call.sql,
-                    (call.key_prefix + key, cost, now_us, consume, *call.args),
-                    prepare=self._prepare,
-                ).fetchone()
+                reply = (
+                    self._cursor(connection)
+                    .execute(
+                        call.sql,
+                        (call.key_prefix + key, cost, now_us, consume, *call.args),
+                        prepare=self._prepare,
+                    )
+                    .fetchone()[0]
+                )
                 if not connection.autocommit:
                     connection.commit()
             finally:
                 pool.putconn(connection)
         except Exception as exc:
             raise self._translate(exc) from None
-        return decision_from_us(row[0], call.limit, row[1], row[2], row[3])
+        return decode(reply, call.limit)
 
     def reset(self, algorithm: Algorithm, key: str) -> None:
-        call = self._calls.get(algorithm) or self._plan(algorithm)
+        call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
         self._execute(self._statements.reset, (call.key_prefix + key,))
 
     def purge_expired(self, *, batch_size: int = 10_000, now_us: int | None = None) -> int:
@@ -219,7 +224,7 @@ class PostgresBackend:
 
     def _plan(self, algorithm: Algorithm) -> Call:
         call = plan(algorithm, self._statements, self._prefix)
-        self._calls[algorithm] = call
+        self._calls[algorithm.namespace] = call
         return call
 
     def _translate(self, exc: BaseException) -> LimitsCoreError:
@@ -252,7 +257,7 @@ class PostgresBackend:
         pool = self._pool if self._ready else self._start()
         try:
             with pool.connection(self._pool_timeout) as connection:
-                cursor = connection.execute(sql, params)
+                cursor = self._cursor(connection).execute(sql, params)
                 return cursor.fetchone() if cursor.description else None
         except Exception as exc:
             raise self._translate(exc) from None
@@ -276,7 +281,7 @@ class PostgresBackend:
 
     def _create(self, connection: Any) -> None:
         with connection.transaction():
-            connection.execute(self._statements.lock, self._layout.lock_key)
+            self._cursor(connection).execute(self._statements.lock, self._layout.lock_key)
             connection.execute(self._layout.ddl())
 
     def _start(self) -> Any:
@@ -284,9 +289,11 @@ class PostgresBackend:
             if not self._ready:
                 if self._create_schema:
                     with self._session() as connection:
-                        row = connection.execute(
-                            self._statements.check, (self._layout.qualified_table,)
-                        ).fetchone()
+                        row = (
+                            self._cursor(connection)
+                            .execute(self._statements.check, (self._layout.qualified_table,))
+                            .fetchone()
+                        )
                         if row[0] != self._layout.fingerprint:
                             self._create(connection)
                 if self._pool is None:

@@ -1,16 +1,30 @@
--- limits-core: one atomic step of algorithms.FixedWindow.step, decision by decision.
+-- limits-core: one atomic step of algorithms.FixedWindow, decision by decision.
 --
 -- A window opens at the first admitted hit on a key with no live window and covers
 -- [start, start + period). Per key, time never runs backwards (now < start counts as start).
+-- Row: n = cost admitted in the window, t = window start, expires_at = t + period.
 --
--- The admitted path is one statement: an upsert whose WHERE admits the hit. When the WHERE
--- rejects it, ON CONFLICT has still locked the row, so the SELECT that follows (a new snapshot
--- at READ COMMITTED) reads exactly the state that denied it. A peek reads without locking.
+-- The admitted path is one statement: an upsert whose WHERE admits the hit (its row lock
+-- serializes the key; concurrent first inserts of a key are resolved by ON CONFLICT). When the
+-- WHERE rejects the hit, ON CONFLICT has still locked the row, so the SELECT that follows (a
+-- new snapshot at READ COMMITTED) reads exactly the state that denied it. A peek, or a cost
+-- above the limit, only reads, without locking. A denied hit writes nothing.
+--
+-- Returns ARRAY[allowed (1 or 0), remaining, reset_after_us, retry_after_us (-1: never)].
+-- Replaced in place, so sessions using it carry on; dropped first only if an earlier version
+-- returned another type (which CREATE OR REPLACE cannot change).
+DO $$
+BEGIN
+    IF (SELECT prorettype FROM pg_proc
+        WHERE oid = to_regprocedure('@fixed_window@(text, bigint, bigint, boolean, bigint, bigint)')) <> 'bigint[]'::regtype THEN
+        DROP FUNCTION @fixed_window@(text, bigint, bigint, boolean, bigint, bigint);
+    END IF;
+END
+$$;
 CREATE OR REPLACE FUNCTION @fixed_window@(
     p_key text, p_cost bigint, p_now bigint, p_consume boolean,
-    p_limit bigint, p_period bigint,
-    OUT allowed boolean, OUT remaining bigint, OUT reset_us bigint, OUT retry_us bigint
-) LANGUAGE plpgsql VOLATILE AS $$
+    p_limit bigint, p_period bigint
+) RETURNS bigint[] LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_now bigint := coalesce(p_now, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
     v_start bigint;
@@ -28,11 +42,7 @@ BEGIN
         WHERE CASE WHEN v_now - s.t >= p_period THEN 0 ELSE s.n END + p_cost <= p_limit
         RETURNING s.n, s.t INTO v_count, v_start;
         IF FOUND THEN
-            allowed := true;
-            remaining := p_limit - v_count;
-            reset_us := v_start + p_period - greatest(v_now, v_start);
-            retry_us := 0;
-            RETURN;
+            RETURN ARRAY[1, p_limit - v_count, v_start + p_period - greatest(v_now, v_start), 0];
         END IF;
     END IF;
 
@@ -49,23 +59,14 @@ BEGIN
         v_count := 0;
     END IF;
     v_left := v_start + p_period - v_now;
-    remaining := p_limit - v_count;
-    reset_us := CASE WHEN v_count > 0 THEN v_left ELSE 0 END;
     IF p_cost > p_limit THEN
-        allowed := false;
-        retry_us := -1;
+        RETURN ARRAY[0, p_limit - v_count, CASE WHEN v_count > 0 THEN v_left ELSE 0 END, -1];
     ELSIF v_count + p_cost > p_limit THEN
-        allowed := false;
-        retry_us := v_left;
+        RETURN ARRAY[0, p_limit - v_count, CASE WHEN v_count > 0 THEN v_left ELSE 0 END, v_left];
     ELSIF p_consume THEN
-        -- Unreachable: the upsert admits every request that fits. Fail loudly, never silently
-        -- admit without counting.
-        RAISE EXCEPTION 'limits-core: fixed_window found an admissible request it did not count';
-    ELSE
-        allowed := true;
-        remaining := p_limit - v_count - p_cost;
-        reset_us := v_left;
-        retry_us := 0;
+        -- The upsert admits every hit that fits: never report one admitted without counting it.
+        RAISE EXCEPTION 'limits-core: fixed_window found an admissible hit it did not count';
     END IF;
+    RETURN ARRAY[1, p_limit - v_count - p_cost, v_left, 0];
 END
 $$;

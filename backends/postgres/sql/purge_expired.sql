@@ -4,6 +4,16 @@
 -- waits on a key being decided; the outer WHERE is checked again on the row's latest version,
 -- so a row that a concurrent decision just renewed is kept. An expired row no longer affects
 -- any decision, so deleting it changes none.
+-- Replaced in place, so sessions using it carry on; dropped first only if an earlier version
+-- returned another type (which CREATE OR REPLACE cannot change).
+DO $$
+BEGIN
+    IF (SELECT prorettype FROM pg_proc
+        WHERE oid = to_regprocedure('@purge_expired@(bigint, integer)')) <> 'bigint'::regtype THEN
+        DROP FUNCTION @purge_expired@(bigint, integer);
+    END IF;
+END
+$$;
 CREATE OR REPLACE FUNCTION @purge_expired@(p_now bigint, p_batch integer)
 RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
 DECLARE

@@ -6,16 +6,27 @@
 -- `limit` entries (each holds at least one unit), fewer when requests cost more than one.
 -- Per key, time never runs backwards (now < newest logged time counts as that time).
 --
+-- Returns ARRAY[allowed (1 or 0), remaining, reset_after_us, retry_after_us (-1: never)].
+--
 -- A hit locks the row (SELECT ... FOR UPDATE), decides, then writes it. A key with no row is
 -- inserted with ON CONFLICT DO NOTHING: when a concurrent caller inserted it first, the loop
 -- decides again on the row it stored, so no admission is ever lost. A peek reads without
 -- locking. expires_at (garbage collection only) is the newest time plus the period, rounded up
 -- to the end of its block of 2**20 µs so most updates leave the index untouched (HOT).
+-- Replaced in place, so sessions using it carry on; dropped first only if an earlier version
+-- returned another type (which CREATE OR REPLACE cannot change).
+DO $$
+BEGIN
+    IF (SELECT prorettype FROM pg_proc
+        WHERE oid = to_regprocedure('@sliding_log@(text, bigint, bigint, boolean, bigint, bigint)')) <> 'bigint[]'::regtype THEN
+        DROP FUNCTION @sliding_log@(text, bigint, bigint, boolean, bigint, bigint);
+    END IF;
+END
+$$;
 CREATE OR REPLACE FUNCTION @sliding_log@(
     p_key text, p_cost bigint, p_now bigint, p_consume boolean,
-    p_limit bigint, p_period bigint,
-    OUT allowed boolean, OUT remaining bigint, OUT reset_us bigint, OUT retry_us bigint
-) LANGUAGE plpgsql VOLATILE AS $$
+    p_limit bigint, p_period bigint
+) RETURNS bigint[] LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_now bigint;
     v_ts bigint[];
@@ -26,6 +37,7 @@ DECLARE
     v_excess bigint;
     v_acc bigint;
     v_found boolean;
+    v_reset bigint;
 BEGIN
     LOOP
         v_now := coalesce(p_now, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
@@ -51,12 +63,9 @@ BEGIN
                 v_first := v_first + 1;
             END LOOP;
         END IF;
-        remaining := p_limit - v_used;
-        reset_us := CASE WHEN v_first <= v_len THEN v_ts[v_len] + p_period - v_now ELSE 0 END;
+        v_reset := CASE WHEN v_first <= v_len THEN v_ts[v_len] + p_period - v_now ELSE 0 END;
         IF p_cost > p_limit THEN
-            allowed := false;
-            retry_us := -1;
-            RETURN;
+            RETURN ARRAY[0, p_limit - v_used, v_reset, -1];
         END IF;
         v_excess := v_used + p_cost - p_limit;
         IF v_excess > 0 THEN
@@ -67,16 +76,10 @@ BEGIN
                 EXIT WHEN v_acc >= v_excess;
                 v_first := v_first + 1;
             END LOOP;
-            allowed := false;
-            retry_us := v_ts[v_first] + p_period - v_now;
-            RETURN;
+            RETURN ARRAY[0, p_limit - v_used, v_reset, v_ts[v_first] + p_period - v_now];
         END IF;
-        allowed := true;
-        remaining := p_limit - v_used - p_cost;
-        reset_us := p_period;
-        retry_us := 0;
         IF NOT p_consume THEN
-            RETURN;
+            RETURN ARRAY[1, p_limit - v_used - p_cost, p_period, 0];
         END IF;
 
         IF v_first <= v_len AND v_ts[v_len] = v_now THEN
@@ -92,13 +95,13 @@ BEGIN
                 n = v_used + p_cost, t = v_now, log_t = v_ts, log_n = v_ns,
                 expires_at = (v_now + p_period) | 1048575
             WHERE key = p_key;
-            RETURN;
+            RETURN ARRAY[1, p_limit - v_used - p_cost, p_period, 0];
         END IF;
         INSERT INTO @table@ (key, n, t, log_t, log_n, expires_at)
         VALUES (p_key, p_cost, v_now, v_ts, v_ns, (v_now + p_period) | 1048575)
         ON CONFLICT (key) DO NOTHING;
         IF FOUND THEN
-            RETURN;
+            RETURN ARRAY[1, p_limit - v_used - p_cost, p_period, 0];
         END IF;
         -- A concurrent caller created the row first: decide again, on its state.
     END LOOP;

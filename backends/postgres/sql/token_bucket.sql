@@ -1,23 +1,39 @@
--- limits-core: one atomic step of algorithms.TokenBucket.step, decision by decision.
+-- limits-core: one atomic step of algorithms.TokenBucket, decision by decision.
 --
 -- Tokens are integers in scaled units: one token is p_unit units, the bucket gains p_refill
 -- units per microsecond up to p_capacity, and is full p_fill µs after being empty. Every
 -- quantity stays below 2**54, so bigint arithmetic is exact; ceil(a / b) for a >= 0, b > 0 is
 -- (a + b - 1) / b. Per key, time never runs backwards (now < last counts as last).
+-- Row: n = tokens (scaled) at time t.
 --
--- The level at v_now is least(capacity, n + least(max(v_now - t, 0), fill) * refill): clamping
--- the elapsed time at p_fill gives the model's "full after fill_us" without overflow.
+-- The level at now is least(capacity, n + least(max(now - t, 0), fill) * refill): clamping the
+-- elapsed time at p_fill gives the model's "full after fill_us" without overflow.
 --
--- The admitted path is one upsert whose WHERE admits the request; a rejected upsert has locked
--- the row, and the SELECT that follows reads the state that denied it. expires_at (garbage
--- collection only) is the time the bucket is full again, rounded up to the end of its block of
--- 2**20 µs (about a second): most updates of a busy key then leave the indexed column as it
--- was, and PostgreSQL can update the row in place (HOT) without touching the index.
+-- The admitted path is one upsert whose WHERE admits the hit (its row lock serializes the
+-- key; concurrent first inserts are resolved by ON CONFLICT). When the WHERE rejects the hit,
+-- ON CONFLICT has still locked the row, so the SELECT that follows (a new snapshot at READ
+-- COMMITTED) reads exactly the state that denied it. A peek, or a cost above the burst, only
+-- reads, without locking. A denied hit writes nothing.
+--
+-- expires_at (garbage collection only) is the time the bucket is full again, rounded up to
+-- the end of its block of 2**20 µs (about a second): most updates of a busy key then leave the
+-- indexed column as it was, and PostgreSQL can update the row in place (HOT).
+--
+-- Returns ARRAY[allowed (1 or 0), remaining, reset_after_us, retry_after_us (-1: never)].
+-- Replaced in place, so sessions using it carry on; dropped first only if an earlier version
+-- returned another type (which CREATE OR REPLACE cannot change).
+DO $$
+BEGIN
+    IF (SELECT prorettype FROM pg_proc
+        WHERE oid = to_regprocedure('@token_bucket@(text, bigint, bigint, boolean, bigint, bigint, bigint, bigint, bigint)')) <> 'bigint[]'::regtype THEN
+        DROP FUNCTION @token_bucket@(text, bigint, bigint, boolean, bigint, bigint, bigint, bigint, bigint);
+    END IF;
+END
+$$;
 CREATE OR REPLACE FUNCTION @token_bucket@(
     p_key text, p_cost bigint, p_now bigint, p_consume boolean,
-    p_burst bigint, p_unit bigint, p_refill bigint, p_capacity bigint, p_fill bigint,
-    OUT allowed boolean, OUT remaining bigint, OUT reset_us bigint, OUT retry_us bigint
-) LANGUAGE plpgsql VOLATILE AS $$
+    p_burst bigint, p_unit bigint, p_refill bigint, p_capacity bigint, p_fill bigint
+) RETURNS bigint[] LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_now bigint := coalesce(p_now, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
     -- A cost above the burst is denied whatever the state; capping it keeps the product exact.
@@ -41,11 +57,7 @@ BEGIN
               >= v_need
         RETURNING s.n INTO v_tokens;
         IF FOUND THEN
-            allowed := true;
-            remaining := v_tokens / p_unit;
-            reset_us := (p_capacity - v_tokens + p_refill - 1) / p_refill;
-            retry_us := 0;
-            RETURN;
+            RETURN ARRAY[1, v_tokens / p_unit, (p_capacity - v_tokens + p_refill - 1) / p_refill, 0];
         END IF;
     END IF;
 
@@ -58,23 +70,16 @@ BEGIN
     ELSE
         v_tokens := p_capacity;
     END IF;
-    remaining := v_tokens / p_unit;
-    reset_us := (p_capacity - v_tokens + p_refill - 1) / p_refill;
     IF p_cost > p_burst THEN
-        allowed := false;
-        retry_us := -1;
+        RETURN ARRAY[0, v_tokens / p_unit, (p_capacity - v_tokens + p_refill - 1) / p_refill, -1];
     ELSIF v_tokens < v_need THEN
-        allowed := false;
-        retry_us := (v_need - v_tokens + p_refill - 1) / p_refill;
+        RETURN ARRAY[0, v_tokens / p_unit, (p_capacity - v_tokens + p_refill - 1) / p_refill,
+                     (v_need - v_tokens + p_refill - 1) / p_refill];
     ELSIF p_consume THEN
-        -- Unreachable: the upsert admits every request that fits. Fail loudly, never silently
-        -- admit without counting.
-        RAISE EXCEPTION 'limits-core: token_bucket found an admissible request it did not count';
-    ELSE
-        allowed := true;
-        remaining := (v_tokens - v_need) / p_unit;
-        reset_us := (p_capacity - v_tokens + v_need + p_refill - 1) / p_refill;
-        retry_us := 0;
+        -- The upsert admits every hit that fits: never report one admitted without counting it.
+        RAISE EXCEPTION 'limits-core: token_bucket found an admissible hit it did not count';
     END IF;
+    RETURN ARRAY[1, (v_tokens - v_need) / p_unit,
+                 (p_capacity - v_tokens + v_need + p_refill - 1) / p_refill, 0];
 END
 $$;
