@@ -168,6 +168,37 @@ def test_sync_exhausted_pool_waits_pool_timeout_then_is_unavailable(
     backend.close()
 
 
+@pytest.mark.postgres
+async def test_async_cancelled_decisions_give_their_connection_back(
+    postgres_dsn: str, pg_table: str
+) -> None:
+    """A caller's timeout cancels a decision blocked in the database, and one waiting for the
+    pool: neither keeps a connection or a place."""
+    name = _app_name()
+    backend = AsyncPostgresBackend(
+        postgres_dsn,
+        table=pg_table,
+        pool_size=1,
+        pool_timeout=5,
+        server_settings={"application_name": name},
+    )
+    limiter = AsyncLimiter(FixedWindow("5/h"), backend)
+    assert (await limiter.hit("k")).allowed
+    with row_locked(postgres_dsn, pg_table, _stored_key(limiter, "k")):
+        blocked = asyncio.create_task(limiter.hit("k"))
+        await asyncio.to_thread(lock_waiter, postgres_dsn, name)
+        waiting = asyncio.create_task(limiter.hit("other"))
+        await asyncio.sleep(0.05)
+        for task in (waiting, blocked):
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    # The only connection is free again and the cancelled hits were not counted.
+    assert (await asyncio.wait_for(limiter.hit("k"), timeout=10)).remaining == 3
+    assert (await asyncio.wait_for(limiter.hit("other"), timeout=10)).remaining == 4
+    await backend.aclose()
+
+
 # -- a connection dying in the middle of a statement --------------------------------------------
 
 
