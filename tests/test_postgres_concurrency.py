@@ -18,7 +18,14 @@ from tests.support.postgres_workers import hammer, hammer_algorithm
 
 pytestmark = pytest.mark.postgres
 
-KINDS = ["fixed_window", "sliding_log", "token_bucket"]
+KINDS = [
+    "fixed_window",
+    "sliding_log",
+    "token_bucket",
+    "sliding_window_counter",
+    "gcra",
+    "leaky_bucket",
+]
 
 
 @pytest.mark.parametrize("name", KINDS)

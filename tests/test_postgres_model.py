@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from algorithms import FixedWindow, SlidingLog, TokenBucket
+from algorithms import GCRA, FixedWindow, LeakyBucket, SlidingLog, SlidingWindowCounter, TokenBucket
 from backends.postgres import AsyncPostgresBackend, PostgresBackend
 from backends.postgres.common import Layout
 from limits_core import Rate
@@ -38,6 +38,18 @@ ALGORITHMS: dict[str, Algorithm] = {
     "token_bucket_odd": TokenBucket("7/3s", burst=4),
     "token_bucket_fine": TokenBucket(Rate(3, 0.000007), burst=2),
     "token_bucket_huge": TokenBucket(Rate(MAX_LIMIT, 7 * 86_400.0), burst=MAX_LIMIT // 1000),
+    "sliding_window_counter": SlidingWindowCounter("5/10s"),
+    "sliding_window_counter_odd": SlidingWindowCounter("5/7s"),
+    "sliding_window_counter_fine": SlidingWindowCounter(Rate(3, 0.000007)),
+    "sliding_window_counter_huge": SlidingWindowCounter(Rate(104_249, 86_400.0)),
+    "gcra": GCRA("5/10s", burst=7),
+    "gcra_odd": GCRA("7/10s", burst=4),
+    "gcra_fine": GCRA(Rate(3, 0.000007), burst=2),
+    "gcra_huge": GCRA(Rate(MAX_LIMIT, 7 * 86_400.0), burst=MAX_LIMIT // 1000),
+    "leaky_bucket": LeakyBucket("5/10s", capacity=7),
+    "leaky_bucket_odd": LeakyBucket("3/7s", capacity=6),
+    "leaky_bucket_fine": LeakyBucket(Rate(3, 0.000007), capacity=2),
+    "leaky_bucket_huge": LeakyBucket(Rate(MAX_LIMIT, 7 * 86_400.0), capacity=MAX_LIMIT // 1000),
 }
 
 START_US = 1_700_000_000_000_000
@@ -124,8 +136,10 @@ def check_rows(
         if isinstance(algorithm, SlidingLog):
             assert list(zip(log_t, log_n, strict=True)) == _runs(state)
             assert (n, t) == (sum(log_n), log_t[-1])
-        elif isinstance(algorithm, FixedWindow):
+        elif isinstance(algorithm, FixedWindow | GCRA):
             assert (t, n) == state
+        elif isinstance(algorithm, SlidingWindowCounter):
+            assert (t, log_n[0], n) == state
         else:
             assert (n, t) == state
         assert model_expiry <= expires_at < model_expiry + 2**20

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from algorithms import FixedWindow, SlidingLog, TokenBucket
+from algorithms import GCRA, FixedWindow, LeakyBucket, SlidingLog, SlidingWindowCounter, TokenBucket
 from backends.postgres import AsyncPostgresBackend, PostgresBackend
 from backends.postgres.async_backend import PURGE_TASK_NAME
 from backends.postgres.common import Layout
@@ -23,6 +23,9 @@ ALGORITHMS: list[Algorithm] = [
     FixedWindow("3/10s"),
     SlidingLog("3/10s"),
     TokenBucket("3/10s", burst=5),
+    SlidingWindowCounter("3/10s"),
+    GCRA("3/10s", burst=5),
+    LeakyBucket("3/10s", capacity=5),
 ]
 
 
@@ -69,7 +72,14 @@ def test_purge_changes_no_later_decision(postgres_dsn: str, pg_table: str) -> No
     clock = ManualClock(START)
     purged = PostgresBackend(postgres_dsn, table=pg_table)
     kept = PostgresBackend(postgres_dsn, table=random_table())
-    algorithms = [FixedWindow("3/2s"), SlidingLog("3/2s"), TokenBucket("3/2s", burst=4)]
+    algorithms = [
+        FixedWindow("3/2s"),
+        SlidingLog("3/2s"),
+        TokenBucket("3/2s", burst=4),
+        SlidingWindowCounter("3/2s"),
+        GCRA("3/2s", burst=4),
+        LeakyBucket("3/2s", capacity=4),
+    ]
     pairs = [(Limiter(a, purged, clock=clock), Limiter(a, kept, clock=clock)) for a in algorithms]
     deleted = 0
     try:

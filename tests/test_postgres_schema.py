@@ -18,6 +18,17 @@ from limits_core import AsyncLimiter, BackendError, ConfigurationError, Limiter
 from tests.support.postgres_fixtures import drop_layout, random_table, sql
 from tests.support.postgres_workers import create_schema
 
+#: The functions of a table: one per algorithm, and the purge.
+FUNCTIONS = (
+    "fixed_window",
+    "sliding_log",
+    "token_bucket",
+    "sliding_window_counter",
+    "gcra",
+    "leaky_bucket",
+    "purge_expired",
+)
+
 BAD_NAMES = ["", "A", "Users", "a-b", 'a"b', "a;drop table x", "1abc", "x" * 41, "é", " a", None, 7]
 
 
@@ -38,7 +49,7 @@ def test_ddl_quotes_every_name_and_fills_every_placeholder() -> None:
     assert "@" not in ddl
     assert 'CREATE SCHEMA IF NOT EXISTS "s_1";' in ddl
     assert 'CREATE UNLOGGED TABLE IF NOT EXISTS "s_1"."t_1"' in ddl
-    for name in ("fixed_window", "sliding_log", "token_bucket", "purge_expired"):
+    for name in FUNCTIONS:
         assert f'FUNCTION "s_1"."t_1_{name}"(' in ddl
     assert "UNLOGGED" not in Layout(schema="s_1", table="t_1").ddl()
     script = layout.ddl_script()
@@ -51,7 +62,10 @@ def test_a_backend_accepts_only_supported_algorithms() -> None:
         pass
 
     backend = PostgresBackend("postgresql://h/db")
-    with pytest.raises(ConfigurationError, match="FixedWindow, SlidingLog, TokenBucket"):
+    with pytest.raises(
+        ConfigurationError,
+        match="FixedWindow, GCRA, LeakyBucket, SlidingLog, SlidingWindowCounter, TokenBucket",
+    ):
         backend.decide(Other("1/s"), "k", 1, None, True)
 
 
@@ -74,9 +88,7 @@ def test_schema_is_created_on_first_use_then_left_alone(postgres_dsn: str, pg_ta
     with Limiter(FixedWindow("2/s"), PostgresBackend(postgres_dsn, table=pg_table)) as limiter:
         assert limiter.hit("k").allowed
     created = _functions(postgres_dsn, layout)
-    assert sorted(created) == sorted(
-        f"{pg_table}_{n}" for n in ("fixed_window", "sliding_log", "token_bucket", "purge_expired")
-    )
+    assert sorted(created) == sorted(f"{pg_table}_{n}" for n in FUNCTIONS)
     # A second process finds the fingerprint in place and rewrites nothing.
     with Limiter(TokenBucket("2/s"), PostgresBackend(postgres_dsn, table=pg_table)) as limiter:
         assert limiter.hit("k").allowed
@@ -98,7 +110,9 @@ async def test_async_backend_creates_the_schema_on_first_use(
     async with AsyncLimiter(SlidingLog("2/s"), backend) as limiter:
         assert (await limiter.hit("k")).allowed
         await backend.create_schema()
-    assert len(_functions(postgres_dsn, Layout(table=pg_table))) == 4
+    assert sorted(_functions(postgres_dsn, Layout(table=pg_table))) == sorted(
+        f"{pg_table}_{n}" for n in FUNCTIONS
+    )
 
 
 @pytest.fixture

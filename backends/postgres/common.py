@@ -21,7 +21,14 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from algorithms import FixedWindow, SlidingLog, TokenBucket
+from algorithms import (
+    GCRA,
+    FixedWindow,
+    LeakyBucket,
+    SlidingLog,
+    SlidingWindowCounter,
+    TokenBucket,
+)
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision, decision_from_us
 from limits_core.errors import ConfigurationError
@@ -45,7 +52,15 @@ DEFAULT_TABLE = "limits_state"
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,39}\Z")
 
 #: The algorithms that have a function, and the files that define them.
-_FUNCTIONS = ("fixed_window", "sliding_log", "token_bucket", "purge_expired")
+_FUNCTIONS = (
+    "fixed_window",
+    "sliding_log",
+    "token_bucket",
+    "purge_expired",
+    "sliding_window_counter",
+    "gcra",
+    "leaky_bucket",
+)
 _DDL_FILES = ("schema.sql", *(f"{name}.sql" for name in _FUNCTIONS))
 
 #: First half of the advisory lock key taken while creating the schema (the second half is a
@@ -214,11 +229,34 @@ def _token_bucket(algorithm: Any) -> tuple[int, ...]:
     )
 
 
+def _sliding_window_counter(algorithm: Any) -> tuple[int, ...]:
+    return (algorithm.limit, algorithm.rate.period_us)
+
+
+def _gcra(algorithm: Any) -> tuple[int, ...]:
+    interval = algorithm.emission_interval
+    return (algorithm.burst, algorithm.scale, interval, algorithm.burst * interval)
+
+
+def _leaky_bucket(algorithm: Any) -> tuple[int, ...]:
+    unit = algorithm.unit
+    return (
+        algorithm.capacity,
+        unit,
+        algorithm.drain_per_us,
+        algorithm.capacity * unit,
+        algorithm.max_state_ttl_us,
+    )
+
+
 #: How each supported algorithm's parameters become its function's trailing arguments.
 _ENCODERS: dict[type[Any], Callable[[Any], tuple[int, ...]]] = {
     FixedWindow: _fixed_window,
     SlidingLog: _sliding_log,
     TokenBucket: _token_bucket,
+    SlidingWindowCounter: _sliding_window_counter,
+    GCRA: _gcra,
+    LeakyBucket: _leaky_bucket,
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from algorithms import FixedWindow, SlidingLog, TokenBucket
+from algorithms import GCRA, FixedWindow, LeakyBucket, SlidingLog, SlidingWindowCounter, TokenBucket
 from backends.postgres import PostgresBackend
 from limits_core import Limiter
 from limits_core.algorithm import Algorithm
@@ -17,6 +17,9 @@ def hammer_algorithm(name: str, limit: int) -> Algorithm:
         "fixed_window": FixedWindow,
         "sliding_log": SlidingLog,
         "token_bucket": TokenBucket,
+        "sliding_window_counter": SlidingWindowCounter,
+        "gcra": GCRA,
+        "leaky_bucket": LeakyBucket,
     }
     algorithm: Algorithm = kinds[name](f"{limit}/day")
     return algorithm
