@@ -14,9 +14,11 @@ Run (quick):  pytest benchmarks/test_postgres_bench.py --benchmark-disable   (on
 - every request is admitted (limits far above the traffic): the write path.
 
 Throughput is decisions per second, the median over rounds. The summary at the end prints every
-figure with its ratio to the floor of the same mode and workload. The floor's pool is set up like
-the backend's (same size, no reset query on release), so the ratio isolates what a decision
-costs beyond a bare upsert: the PL/pgSQL function and the Python around it.
+figure with its ratio to the floor of the same mode and workload, each contender's rounds
+alternating with rounds of the floor so that both see the same load on the machine. The floor's
+pool is set up like the backend's (same size, no reset query and no idle timer on release), so
+the ratio isolates what a decision costs beyond a bare upsert: the PL/pgSQL function and the
+Python around it.
 """
 
 from __future__ import annotations
@@ -194,6 +196,7 @@ class _Floors:
                 min_size=POOL,
                 max_size=POOL,
                 reset=_keep_session,
+                max_inactive_connection_lifetime=0,
                 server_settings=COMMITS[commit],
             )
 
