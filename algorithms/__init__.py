@@ -4,9 +4,33 @@ Each algorithm is a small frozen dataclass whose ``step(state, now_us, cost)`` i
 reference model every backend must agree with.
 """
 
+from collections.abc import Callable
+
 from algorithms.fixed_window import FixedWindow
+from algorithms.gcra import GCRA
+from algorithms.leaky_bucket import LeakyBucket
 from algorithms.sliding_log import SlidingLog
+from algorithms.sliding_window_counter import SlidingWindowCounter
 from algorithms.token_bucket import TokenBucket
 from limits_core.algorithm import Algorithm
+from limits_core.rate import Rate
 
-__all__ = ["Algorithm", "FixedWindow", "SlidingLog", "TokenBucket"]
+__all__ = [
+    "ALGORITHMS",
+    "GCRA",
+    "Algorithm",
+    "FixedWindow",
+    "LeakyBucket",
+    "SlidingLog",
+    "SlidingWindowCounter",
+    "TokenBucket",
+]
+
+#: Every algorithm by its ``kind``, as a constructor taking a rate (the command line's
+#: ``--algorithm NAME``). A new algorithm adds one line here; its other parameters take their
+#: defaults when built from a rate alone.
+ALGORITHMS: dict[str, Callable[[Rate | str], Algorithm]] = {
+    "fixed_window": FixedWindow,
+    "sliding_log": SlidingLog,
+    "token_bucket": TokenBucket,
+}

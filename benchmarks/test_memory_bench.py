@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from algorithms import FixedWindow, SlidingLog, TokenBucket
+from algorithms import GCRA, FixedWindow, LeakyBucket, SlidingLog, SlidingWindowCounter, TokenBucket
 from backends.memory import MemoryBackend
 from benchmarks.workloads import WORKLOADS, Workload
 from limits_core import Limiter, Rate
@@ -19,6 +19,9 @@ OURS: dict[str, Callable[[Rate], object]] = {
     "FixedWindow": FixedWindow,
     "SlidingLog": SlidingLog,
     "TokenBucket": TokenBucket,
+    "SlidingWindowCounter": SlidingWindowCounter,
+    "GCRA": GCRA,
+    "LeakyBucket": LeakyBucket,
 }
 
 

@@ -11,6 +11,7 @@ on a store; a :class:`Limiter` or :class:`AsyncLimiter` applies it to keys::
     decision = limiter.hit("user:luis:openai")
 """
 
+from limits_core import keys
 from limits_core.algorithm import Algorithm
 from limits_core.backend import AsyncBackend, Backend
 from limits_core.clock import Clock, ManualClock, SystemClock
@@ -23,6 +24,7 @@ from limits_core.errors import (
     RateLimitExceeded,
 )
 from limits_core.limiter import AsyncLimiter, Limiter
+from limits_core.policy import Policy
 from limits_core.rate import Rate
 
 __version__ = "0.1.0"
@@ -40,7 +42,9 @@ __all__ = [
     "Limiter",
     "LimitsCoreError",
     "ManualClock",
+    "Policy",
     "Rate",
     "RateLimitExceeded",
     "SystemClock",
+    "keys",
 ]

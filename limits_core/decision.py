@@ -21,6 +21,8 @@ class Decision:
         reset_after: seconds until the limit is fully restored if no further request comes.
         retry_after: seconds until the same request could be admitted; ``0.0`` when it was
             allowed, ``math.inf`` when it never could be (its cost exceeds ``limit``).
+        details: for a policy of several limits, each limit's own decision in the policy's
+            order (the fields above then describe the most restrictive one); empty otherwise.
     """
 
     allowed: bool
@@ -28,6 +30,7 @@ class Decision:
     remaining: int
     reset_after: float
     retry_after: float
+    details: tuple[Decision, ...] = ()
 
     @property
     def denied(self) -> bool:
@@ -49,6 +52,7 @@ _set_limit = _slots["limit"].__set__
 _set_remaining = _slots["remaining"].__set__
 _set_reset_after = _slots["reset_after"].__set__
 _set_retry_after = _slots["retry_after"].__set__
+_set_details = _slots["details"].__set__
 _INF = math.inf
 
 
@@ -66,4 +70,5 @@ def decision_from_us(
     _set_remaining(decision, remaining)
     _set_reset_after(decision, reset_after_us / 1_000_000)
     _set_retry_after(decision, _INF if retry_after_us < 0 else retry_after_us / 1_000_000)
+    _set_details(decision, ())
     return decision

@@ -6,6 +6,7 @@ only in the one call they make to their backend.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Self
 
@@ -14,6 +15,7 @@ from limits_core.backend import AsyncBackend, Backend
 from limits_core.clock import Clock
 from limits_core.decision import Decision
 from limits_core.errors import ConfigurationError
+from limits_core.policy import Policy
 from limits_core.validation import MAX_KEY_BYTES as _MAX
 from limits_core.validation import check_cost, check_key
 
@@ -28,7 +30,9 @@ __all__ = ["AsyncLimiter", "Limiter"]
 class _LimiterBase:
     __slots__ = ("_algorithm", "_clock", "_max_cost")
 
-    def __init__(self, algorithm: Algorithm, clock: Clock | None) -> None:
+    def __init__(self, algorithm: Algorithm | Sequence[Algorithm], clock: Clock | None) -> None:
+        if isinstance(algorithm, list | tuple):
+            algorithm = Policy(*algorithm)
         if not isinstance(algorithm, Algorithm):
             raise ConfigurationError(f"not an algorithm: {algorithm!r}")
         if clock is not None and not isinstance(clock, Clock):
@@ -56,7 +60,10 @@ class _LimiterBase:
 
 
 class Limiter(_LimiterBase):
-    """Applies one algorithm to keys on a synchronous backend.
+    """Applies one algorithm, or a policy of several, to keys on a synchronous backend.
+
+    A list of algorithms is a :class:`~limits_core.Policy`: all of them are checked at once,
+    all or nothing.
 
     >>> from algorithms import FixedWindow
     >>> from backends.memory import MemoryBackend
@@ -67,7 +74,13 @@ class Limiter(_LimiterBase):
 
     __slots__ = ("_backend", "_decide")
 
-    def __init__(self, algorithm: Algorithm, backend: Backend, *, clock: Clock | None = None):
+    def __init__(
+        self,
+        algorithm: Algorithm | Sequence[Algorithm],
+        backend: Backend,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
         super().__init__(algorithm, clock)
         if not isinstance(backend, Backend):
             raise ConfigurationError(f"not a synchronous backend: {backend!r}")
@@ -112,19 +125,26 @@ class Limiter(_LimiterBase):
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.close()
 
 
 class AsyncLimiter(_LimiterBase):
-    """Applies one algorithm to keys on an asyncio backend; the twin of :class:`Limiter`."""
+    """Applies one algorithm, or a policy, to keys on an asyncio backend; the twin of
+    :class:`Limiter`."""
 
     __slots__ = ("_backend", "_decide")
 
     def __init__(
-        self, algorithm: Algorithm, backend: AsyncBackend, *, clock: Clock | None = None
+        self,
+        algorithm: Algorithm | Sequence[Algorithm],
+        backend: AsyncBackend,
+        *,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__(algorithm, clock)
         if not isinstance(backend, AsyncBackend):
@@ -170,7 +190,9 @@ class AsyncLimiter(_LimiterBase):
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         await self.aclose()

@@ -115,8 +115,13 @@ class Rate:
         return cls.parse(value)
 
     def __str__(self) -> str:
-        for seconds, unit in ((604_800.0, "week"), (86_400.0, "day"), (3600.0, "hour"),
-                              (60.0, "minute"), (1.0, "second")):  # fmt: skip
+        for seconds, unit in (
+            (604_800.0, "week"),
+            (86_400.0, "day"),
+            (3600.0, "hour"),
+            (60.0, "minute"),
+            (1.0, "second"),
+        ):
             count = self.period / seconds
             if count == 1:
                 return f"{self.limit}/{unit}"

@@ -58,9 +58,22 @@ def test_error_tree() -> None:
 
 @pytest.mark.parametrize(
     "key",
-    ["", "a\x00b", "tab\there", "new\nline", "del\x7f", "c1\x85", "x" * 513, "é" * 257,
-     "\ud800", b"bytes", 42, None, ("a",)],
-)  # fmt: skip
+    [
+        "",
+        "a\x00b",
+        "tab\there",
+        "new\nline",
+        "del\x7f",
+        "c1\x85",
+        "x" * 513,
+        "é" * 257,
+        "\ud800",
+        b"bytes",
+        42,
+        None,
+        ("a",),
+    ],
+)
 def test_bad_keys_are_rejected_before_any_state_is_touched(key: object) -> None:
     backend = MemoryBackend()
     limiter = Limiter(FixedWindow("1/minute"), backend)
@@ -194,8 +207,10 @@ def test_cli_runs_the_demo_in_process_and_as_a_module(capsys: pytest.CaptureFixt
         assert name in out
     proc = subprocess.run(
         [sys.executable, "-m", "limits_core", "demo", "--seconds", "1"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "TokenBucket" in proc.stdout
     bad = subprocess.run([sys.executable, "-m", "limits_core", "nope"], capture_output=True)
     assert bad.returncode == 2

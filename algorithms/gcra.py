@@ -1,0 +1,159 @@
+"""GCRA: one theoretical arrival time per key, with redis-cell's reply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import gcd
+from typing import ClassVar
+
+from limits_core.algorithm import NEVER, StepResult
+from limits_core.decision import decision_from_us
+from limits_core.errors import ConfigurationError
+from limits_core.rate import MAX_LIMIT, Rate
+
+__all__ = ["GCRA"]
+
+#: The theoretical arrival time, ``tat_us + frac / scale`` microseconds with
+#: ``0 <= frac < scale``: whole microseconds plus a remainder in scaled units.
+GCRAState = tuple[int, int]
+
+#: Every scaled quantity stays below 2**53, so it is exact in a Lua double as well.
+_EXACT = 2**53
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True, init=False)
+class GCRA:
+    """The generic cell rate algorithm, with the semantics and reply of redis-cell.
+
+    Requests are meant to arrive one emission interval ``T = period / limit`` apart; a key
+    stores one theoretical arrival time (TAT), when it would be fully rested. ``burst``
+    (default ``rate.limit``) is how many back-to-back requests a rested key admits; the delay
+    variation tolerance is ``burst * T``. A request of ``cost`` at ``now`` computes
+    ``new_tat = max(tat, now) + cost * T`` and is admitted iff ``new_tat - burst * T <= now``,
+    that is iff ``max(tat, now) - now + cost * T <= burst * T``; an admitted request stores
+    ``new_tat``, a denied one changes nothing. This is redis-cell's ``CL.THROTTLE key
+    (burst - 1) limit period cost``: its ``max_burst`` counts the requests *beyond* the first,
+    so its tolerance is ``(max_burst + 1) * T``. Equivalently, in the textbook's terms, the
+    burst tolerance is ``tau = (burst - 1) * T`` and a unit request is conforming iff
+    ``tat - tau <= now``.
+
+    Let ``ttl = max(tat, now) - now`` after the request (before it, when denied), the time
+    until the key is fully rested. The reply is redis-cell's, in exact microseconds rather than
+    truncated seconds:
+
+    - ``limit``: ``burst``.
+    - ``remaining``: ``floor((burst * T - ttl) / T)``, the unit requests that would still pass
+      now.
+    - ``reset_after``: ``ttl``, rounded up to a whole microsecond.
+    - ``retry_after``: ``new_tat - burst * T - now`` rounded up, the exact wait after which the
+      request passes; ``inf`` if ``cost > burst`` (redis-cell's ``-1``).
+    - Memory per key: the TAT as two integers (whole microseconds and a remainder).
+
+    Exactly, as integers: time is counted in units of ``1 / s`` microseconds with
+    ``s = limit / g`` and ``g = gcd(limit, period_us)``, so ``T = period_us / g`` units. A
+    rate and burst whose tolerance ``burst * T + s`` would reach 2**53 is rejected with a
+    ``ConfigurationError``; every intermediate of :meth:`step` stays below that bound.
+
+    GCRA admits exactly what :class:`~algorithms.TokenBucket` with the same rate and burst
+    admits (the TAT is the time the bucket would be full again); the two differ in what they
+    store (one time instead of a level and a time) and in redis-cell compatibility. Per key,
+    time never runs backwards: a ``now`` earlier than ``tat - burst * T``, which only a clock
+    that went back can produce, is treated as that time, so the reply stays within its bounds.
+    """
+
+    kind: ClassVar[str] = "gcra"
+    rate: Rate
+    burst: int
+    namespace: str = field(init=False, repr=False, compare=False)
+    _scale: int = field(init=False, repr=False, compare=False)
+    _interval: int = field(init=False, repr=False, compare=False)
+    _tolerance: int = field(init=False, repr=False, compare=False)
+    _tolerance_us: int = field(init=False, repr=False, compare=False)
+
+    def __init__(self, rate: Rate | str, burst: int | None = None) -> None:
+        rate = Rate.coerce(rate)
+        if burst is None:
+            burst = rate.limit
+        if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= MAX_LIMIT:
+            raise ConfigurationError(
+                f"burst must be an int between 1 and {MAX_LIMIT}, got {burst!r}"
+            )
+        period_us = rate.period_us
+        g = gcd(rate.limit, period_us)
+        scale, interval = rate.limit // g, period_us // g
+        tolerance = burst * interval
+        if tolerance + scale >= _EXACT:
+            raise ConfigurationError(
+                f"GCRA({str(rate)!r}, burst={burst}) cannot be counted exactly: "
+                "use a rate whose limit divides its period in microseconds more evenly, "
+                "or a smaller burst"
+            )
+        object.__setattr__(self, "rate", rate)
+        object.__setattr__(self, "burst", burst)
+        object.__setattr__(self, "_scale", scale)
+        object.__setattr__(self, "_interval", interval)
+        object.__setattr__(self, "_tolerance", tolerance)
+        object.__setattr__(self, "_tolerance_us", _ceil_div(tolerance, scale))
+        object.__setattr__(self, "namespace", f"gcra:{rate.limit}:{period_us}:{burst}")
+
+    @property
+    def limit(self) -> int:
+        return self.burst
+
+    @property
+    def scale(self) -> int:
+        """Scaled time units per microsecond."""
+        return self._scale
+
+    @property
+    def emission_interval(self) -> int:
+        """The emission interval ``T`` in scaled units."""
+        return self._interval
+
+    @property
+    def max_state_ttl_us(self) -> int:
+        return self._tolerance_us
+
+    def step(
+        self, state: GCRAState | None, now_us: int, cost: int, consume: bool = True
+    ) -> StepResult:
+        scale, interval, tolerance = self._scale, self._interval, self._tolerance
+        # ttl: max(tat, now) - now in scaled units, at most the tolerance.
+        ttl = 0
+        if state is not None:
+            tat_us, frac = state
+            ahead = tat_us - now_us
+            if ahead > tolerance // scale:
+                # Only a clock that went back gets here: treat now as tat - tolerance.
+                ttl = tolerance
+            elif ahead >= 0:
+                ttl = min(tolerance, ahead * scale + frac)
+        burst = self.burst
+        if cost > burst:
+            reset_us = _ceil_div(ttl, scale)
+            return (
+                decision_from_us(False, burst, (tolerance - ttl) // interval, reset_us, NEVER),
+                state,
+                0,
+            )
+        need = cost * interval
+        slack = tolerance - ttl
+        if need > slack:
+            reset_us = _ceil_div(ttl, scale)
+            retry_us = _ceil_div(need - slack, scale)
+            return (
+                decision_from_us(False, burst, slack // interval, reset_us, retry_us),
+                state,
+                0,
+            )
+        ttl += need
+        reset_us = _ceil_div(ttl, scale)
+        return (
+            decision_from_us(True, burst, (tolerance - ttl) // interval, reset_us, 0),
+            (now_us + ttl // scale, ttl % scale),
+            now_us + reset_us,
+        )

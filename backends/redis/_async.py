@@ -1,0 +1,123 @@
+"""The asyncio Redis backend: a thin shell over ``redis.asyncio``; the twin of ``_sync.py``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from backends.redis._base import RedisBackendBase, pool_size
+from backends.redis._plan import (
+    CONSUME,
+    DEFAULT_PREFIX,
+    PEEK,
+    SERVER_TIME,
+    decode_reply,
+    escape_tag,
+)
+from limits_core.algorithm import Algorithm
+from limits_core.decision import Decision
+
+__all__ = ["AsyncRedisBackend"]
+
+
+class AsyncRedisBackend(RedisBackendBase):
+    """Runs each algorithm as one atomic Lua script on Redis or Redis Cluster (``redis.asyncio``).
+
+    Args:
+        url: where Redis is. ``redis://[[user]:password@]host[:port][/db]``,
+            ``rediss://...`` (TLS), ``unix:///path/to/redis.sock[?db=N]``, or
+            ``redis+cluster://[[user]:password@]host:port`` (``rediss+cluster://`` for TLS)
+            for a Redis Cluster reached through any one of its nodes. Query parameters are
+            redis-py's (``?ssl_cert_reqs=none``...).
+        client: instead of ``url``, an existing ``redis.asyncio.Redis`` or
+            ``redis.asyncio.cluster.RedisCluster``. The backend never closes a client it was
+            given.
+            Give it ``retry=Retry(NoBackoff(), 0)``: redis-py resends a command after a
+            timeout by default, which could count a hit twice (a ``RuntimeWarning`` says so).
+        prefix: starts every key, to isolate applications sharing one Redis (default
+            ``"limits-core:"``); it must not contain ``{`` or ``}``.
+        socket_timeout: seconds to wait for a reply (default 1.0; ``None`` waits forever).
+        connect_timeout: seconds to wait for a connection (default 1.0).
+        **options: more redis-py client options for a client built from ``url``
+            (``max_connections``, ``ssl_ca_certs``, ``password``...).
+
+    Keys are ``prefix + namespace + ":{" + user key + "}"``, with ``%``, ``{`` and ``}`` of the
+    user key percent-encoded, so the hash tag is the user key whatever it contains and every
+    Redis key of one decision lives in one cluster slot.
+
+    Time comes from the server (``TIME``) unless the limiter has a ``clock=``, whose time is
+    then sent with each call. Decisions are computed from stored timestamps; key TTLs only
+    reclaim memory.
+
+    Errors: a refused connection or a timeout raises
+    :class:`~limits_core.BackendUnavailable` (never retried: after a timeout the hit may or
+    may not have been counted), any other Redis error :class:`~limits_core.BackendError`.
+    A lost script cache (``SCRIPT FLUSH``, a restarted server) is handled by reloading the
+    script, which is safe because Redis refused to run it.
+    """
+
+    _asyncio = True
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: Any = None,
+        prefix: str = DEFAULT_PREFIX,
+        socket_timeout: float | None = 1.0,
+        connect_timeout: float | None = 1.0,
+        **options: Any,
+    ) -> None:
+        super().__init__(
+            url,
+            client=client,
+            prefix=prefix,
+            socket_timeout=socket_timeout,
+            connect_timeout=connect_timeout,
+            options=options,
+        )
+        # redis.asyncio's pools raise MaxConnectionsError instead of waiting once every
+        # connection is busy (100 by default): queue the excess calls here instead.
+        self._slots = asyncio.Semaphore(pool_size(self._client))
+        self._ready = False
+        self._ready_lock = asyncio.Lock()
+
+    async def _initialize(self) -> None:
+        # redis.asyncio's RedisCluster drops connections when many tasks make its very first
+        # calls at once (each racing through topology discovery): let one task initialize it
+        # before any script runs.
+        async with self._ready_lock:
+            if not self._ready:
+                await self._client.initialize()
+                self._ready = True
+
+    async def adecide(
+        self, algorithm: Algorithm, key: str, cost: int, now_us: int | None, consume: bool
+    ) -> Decision:
+        plan = self._plans.get(id(algorithm))
+        if plan is None or plan.algorithm is not algorithm:
+            plan = self._plan(algorithm)
+        args = (SERVER_TIME if now_us is None else now_us, cost, CONSUME if consume else PEEK)
+        try:
+            if not self._ready:
+                await self._initialize()
+            async with self._slots:
+                reply = await plan.script((plan.head + escape_tag(key) + "}",), args + plan.params)
+        except self._caught as exc:
+            raise self._translate(exc, self._address) from exc
+        return decode_reply(reply, plan.limit)
+
+    async def areset(self, algorithm: Algorithm, key: str) -> None:
+        plan = self._plan(algorithm)
+        try:
+            if not self._ready:
+                await self._initialize()
+            await self._client.delete(plan.key(key))
+        except self._caught as exc:
+            raise self._translate(exc, self._address) from exc
+
+    async def aclose(self) -> None:
+        """Close the client if this backend created it; idempotent."""
+        if self._owns_client and not self._closed:
+            self._closed = True
+            await self._client.aclose()

@@ -1,0 +1,120 @@
+"""The part of :class:`RedisBackend` and :class:`AsyncRedisBackend` that does no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from backends.redis._connect import (
+    check_timeout,
+    create_client,
+    describe_client,
+    import_redis,
+    mask_url,
+    warn_if_retrying,
+)
+from backends.redis._plan import SCRIPT_KINDS, Plan, check_prefix, make_plan, script_text
+from limits_core.algorithm import Algorithm
+from limits_core.errors import BackendError, ConfigurationError
+
+__all__ = ["RedisBackendBase", "pool_size"]
+
+#: Plans kept per backend; more distinct algorithm objects than this start the cache over.
+_MAX_PLANS = 256
+
+
+class RedisBackendBase:
+    """Configuration, client ownership and per-algorithm plans, shared by both twins."""
+
+    _asyncio: bool = False
+
+    def __init__(
+        self,
+        url: str | None,
+        *,
+        client: Any,
+        prefix: str,
+        socket_timeout: float | None,
+        connect_timeout: float | None,
+        options: dict[str, Any],
+    ) -> None:
+        self._prefix = check_prefix(prefix)
+        socket_timeout = check_timeout(socket_timeout, "socket_timeout")
+        connect_timeout = check_timeout(connect_timeout, "connect_timeout")
+        redis = import_redis()
+        # Imported only now: it names redis-py's exception classes.
+        from backends.redis._errors import CAUGHT, translate
+
+        self._caught = CAUGHT
+        self._translate: Callable[[BaseException, str], BackendError] = translate
+        if (url is None) == (client is None):
+            raise ConfigurationError("give exactly one of a Redis URL and client=")
+        if client is None:
+            assert url is not None
+            self._client = create_client(
+                url,
+                asyncio=self._asyncio,
+                socket_timeout=socket_timeout,
+                connect_timeout=connect_timeout,
+                options=options,
+            )
+            self._address = mask_url(url)
+        else:
+            if options:
+                raise ConfigurationError(
+                    f"client options {sorted(options)} apply only to a client built from a URL"
+                )
+            self._check_client(redis, client)
+            warn_if_retrying(client)
+            self._client = client
+            self._address = describe_client(client)
+        self._owns_client = client is None
+        self._closed = False
+        self._scripts: dict[str, Any] = {}
+        self._plans: dict[int, Plan] = {}
+
+    def _check_client(self, redis: Any, client: Any) -> None:
+        if self._asyncio:
+            kinds = (redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster)
+            wanted = "redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster"
+        else:
+            kinds = (redis.Redis, redis.cluster.RedisCluster)
+            wanted = "redis.Redis or redis.cluster.RedisCluster"
+        if not isinstance(client, kinds):
+            raise ConfigurationError(f"client must be a {wanted}, got {type(client).__name__}")
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client (owned by the backend only when built from a URL)."""
+        return self._client
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._address!r}, prefix={self._prefix!r})"
+
+    def _plan(self, algorithm: Algorithm) -> Plan:
+        """The plan of ``algorithm``, computed on first use (the slow path of a call)."""
+        plan = self._plans.get(id(algorithm))
+        # The plan holds the algorithm, so its id cannot be reused while the plan is cached.
+        if plan is not None and plan.algorithm is algorithm:
+            return plan
+        kind = algorithm.kind
+        script = self._scripts.get(kind)
+        if script is None and kind in SCRIPT_KINDS:
+            script = self._scripts[kind] = self._client.register_script(script_text(kind))
+        plan = make_plan(self._prefix, algorithm, script)  # rejects unknown algorithms
+        if len(self._plans) >= _MAX_PLANS:
+            self._plans.clear()
+        self._plans[id(algorithm)] = plan
+        return plan
+
+
+def pool_size(client: Any) -> int:
+    """How many connections ``client`` may open to one server (per node for a cluster)."""
+    size = getattr(client, "max_connections", None)  # asyncio RedisCluster
+    if size is None:
+        size = getattr(getattr(client, "connection_pool", None), "max_connections", None)
+    return size if isinstance(size, int) and size > 0 else 100

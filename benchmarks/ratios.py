@@ -1,0 +1,123 @@
+"""Turn a pytest-benchmark JSON into Markdown ratio tables: ours ÷ each peer, ours ÷ floor.
+
+Run: ``python -m benchmarks.ratios FILE.json [FILE.json ...] > ratios.md``
+(save the JSON with ``pytest benchmarks/ --benchmark-json=FILE.json``).
+
+Conventions of the suite this reads:
+
+- a benchmark's ``group`` is one comparison (``"memory hot-allow"``, ``"sync 10k"``,
+  ``"async x50 hot"``), its ``name`` the contender;
+- names starting with ``limits-core`` are ours, names starting with ``raw`` are floors (a bare
+  client call, e.g. ``"raw redis-py script"``), everything else is a peer (``"limits
+  FixedWindow"``, ``"throttled TokenBucket"``);
+- a group named ``async xN ...`` times N decisions per call, so its rates are multiplied by N;
+- a name appearing several times in a group (alternating repeats) counts with its median.
+
+Rates are medians: decisions per second from the median time of a call, which resists the
+outliers of a busy machine better than the mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+OURS = "limits-core"
+FLOOR = "raw"
+_PER_CALL = re.compile(r"\basync x(\d+)\b")
+
+
+@dataclass
+class Group:
+    """The contenders of one comparison, with their decisions per second."""
+
+    name: str
+    rates: dict[str, list[float]] = field(default_factory=dict)
+
+    def rate(self, contender: str) -> float:
+        return statistics.median(self.rates[contender])
+
+    def ours(self) -> list[str]:
+        return [n for n in self.rates if n.startswith(OURS)]
+
+    def floors(self) -> list[str]:
+        return [n for n in self.rates if n.startswith(FLOOR)]
+
+    def peers(self) -> list[str]:
+        return [n for n in self.rates if not n.startswith((OURS, FLOOR))]
+
+
+def load_groups(documents: Sequence[dict[str, Any]]) -> list[Group]:
+    """Groups in order of first appearance, from one or more pytest-benchmark documents."""
+    groups: dict[str, Group] = {}
+    for document in documents:
+        for bench in document.get("benchmarks", []):
+            stats = bench.get("stats") or {}
+            median = stats.get("median")
+            if not median:  # --benchmark-disable leaves no timings
+                continue
+            name = bench.get("group") or "(no group)"
+            match = _PER_CALL.search(name)
+            per_call = int(match.group(1)) if match else 1
+            group = groups.setdefault(name, Group(name))
+            group.rates.setdefault(bench["name"], []).append(per_call / median)
+    return list(groups.values())
+
+
+def _rate(value: float) -> str:
+    if value >= 1e6:
+        return f"{value / 1e6:.2f}M/s"
+    if value >= 1e3:
+        return f"{value / 1e3:.1f}k/s"
+    return f"{value:.0f}/s"
+
+
+def markdown(groups: Sequence[Group]) -> str:
+    """One table per group: a row per limits-core contender, a column per peer and floor."""
+    out: list[str] = []
+    for group in groups:
+        ours, others = group.ours(), group.peers() + group.floors()
+        out.append(f"### {group.name}\n")
+        if not ours:
+            out.append("(no limits-core contender in this group)\n")
+            continue
+        header = ["limits-core", "decisions/s"]
+        header += [f"÷ {n} ({_rate(group.rate(n))})" for n in others]
+        out.append("| " + " | ".join(header) + " |")
+        out.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
+        for name in ours:
+            mine = group.rate(name)
+            cells = [name.removeprefix(OURS).strip() or name, _rate(mine)]
+            cells += [f"{mine / group.rate(n):.2f}" for n in others]
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.ratios", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("files", nargs="+", type=Path, help="pytest-benchmark JSON files")
+    args = parser.parse_args(argv)
+    documents = [json.loads(path.read_text()) for path in args.files]
+    groups = load_groups(documents)
+    if not groups:
+        print(
+            "no timed benchmarks in the input (was it run with --benchmark-disable?)",
+            file=sys.stderr,
+        )
+        return 1
+    sys.stdout.write(markdown(groups))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Write ``docs/benchmarks.md`` from one run of the benchmark suites.
+
+Run ``scripts/benchmark-docs``, which times the suites against the local servers and calls
+``python -m benchmarks.report SUITE.json BENCH.json > docs/benchmarks.md``. Every figure on the
+page comes from those two files, produced by the commands the page names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.ratios import load_groups, markdown
+
+_INTRO = """\
+# Benchmarks
+
+Measured on {machine}, {when}. Every contender ran in the same session against the same
+servers (Redis {redis}, PostgreSQL {postgres} on loopback), alternating with the others, so
+compare figures within a table, not across machines or runs. On a 2-core machine a round trip
+costs about 30 µs when client and server share a core and about 150 µs when they don't,
+so absolute rates swing widely between runs.
+
+Regenerate this page with `scripts/benchmark-docs` (it runs the two commands below and this
+report).
+
+## In-memory backend, one thread (`limits-core bench --peers`)
+
+`{bench_command}`
+
+| contender | decisions/s | p50 µs | p99 µs | ours ÷ peer |
+|---|---:|---:|---:|---:|
+{bench_rows}
+
+## The benchmark suite (`pytest benchmarks`)
+
+`{suite_command}`
+
+Each table is one comparison: rows are limits-core's algorithms, columns divide their rate by
+each peer's (`limits`, `throttled-py`, `pyrate-limiter`) or by the raw client floor (a bare
+redis-py call of the classic script, a bare asyncpg upsert). Above 1, limits-core is faster.
+"Async x50" groups time 50 concurrent decisions per call and are reported per decision.
+
+"""
+
+
+def _bench_rows(bench: dict[str, Any]) -> str:
+    rows = []
+    for result in bench.get("results", []):
+        ratio = result.get("ratio")
+        rows.append(
+            f"| {result['name']} | {result['decisions_per_second']:,.0f} "
+            f"| {result['p50_us']:.1f} | {result['p99_us']:.1f} "
+            f"| {'' if ratio is None else f'{ratio:.2f}'} |"
+        )
+    return "\n".join(rows)
+
+
+def render(suite: dict[str, Any], bench: dict[str, Any], env: dict[str, str]) -> str:
+    """The Markdown page for one suite JSON and one ``limits-core bench --json`` file."""
+    machine = suite.get("machine_info", {})
+    cpu = machine.get("cpu", {}).get("brand_raw") or platform.processor() or "unknown CPU"
+    page = _INTRO.format(
+        machine=f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        when=suite.get("datetime", "")[:16].replace("T", " ") + " UTC",
+        redis=env.get("REDIS_VERSION", "?"),
+        postgres=env.get("POSTGRES_VERSION", "?"),
+        bench_command=env.get("BENCH_COMMAND", "limits-core bench --peers"),
+        bench_rows=_bench_rows(bench),
+        suite_command=env.get("SUITE_COMMAND", "pytest benchmarks"),
+    )
+    return page + markdown(load_groups([suite]))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__)
+    parser.add_argument("suite", type=Path, help="pytest-benchmark JSON of the suite")
+    parser.add_argument("bench", type=Path, help="limits-core bench --json output")
+    args = parser.parse_args(argv)
+    suite = json.loads(args.suite.read_text())
+    bench = json.loads(args.bench.read_text())
+    sys.stdout.write(render(suite, bench, dict(os.environ)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Runnable example applications; each module's docstring gives its one command."""
