@@ -13,12 +13,12 @@ Run (quick):  pytest benchmarks/test_postgres_bench.py --benchmark-disable   (on
   on the connections (of the backend and of the floor alike), which shows the CPU cost.
 - every request is admitted (limits far above the traffic): the write path.
 
-Throughput is decisions per second, the median over rounds. The summary at the end prints every
-figure with its ratio to the floor of the same mode and workload, each contender's rounds
-alternating with rounds of the floor so that both see the same load on the machine. The floor's
-pool is set up like the backend's (same size, no reset query and no idle timer on release), so
-the ratio isolates what a decision costs beyond a bare upsert: the PL/pgSQL function and the
-Python around it.
+Throughput is decisions per second: async, the median over rounds; sync, from the median
+call. The summary at the end prints every figure with its ratio to the floor of the same mode
+and workload, each contender's rounds alternating with rounds of the floor so that both see the
+same load on the machine. The floor's pool is set up like the backend's (same size, no reset
+query and no idle timer on release), so the ratio isolates what a decision costs beyond a bare
+upsert: the PL/pgSQL function and the Python around it.
 """
 
 from __future__ import annotations
@@ -314,7 +314,9 @@ def _sync_rounds(
 ) -> tuple[list[float], list[float]]:
     """Time ``decide`` one call at a time (the suite's convention for sync contenders), each
     call preceded by an untimed (by pytest-benchmark) call of the floor on the same key.
-    Returns the rates of both over ``ROUNDS`` consecutive slices of the calls."""
+    Returns the rates of both over ``ROUNDS`` consecutive slices of the calls, each from the
+    slice's median call (as ``benchmarks.ratios`` does: a busy machine's outliers would
+    dominate a mean)."""
     cycle = itertools.cycle(keys)
     spent: tuple[list[float], list[float]] = ([], [])
     key = keys[0]
@@ -339,8 +341,7 @@ def _sync_rounds(
     size = max(1, len(spent[0]) // ROUNDS)
     for start in range(0, len(spent[0]), size):
         for durations, out in zip(spent, rates, strict=True):
-            chunk = durations[start : start + size]
-            out.append(len(chunk) / sum(chunk))
+            out.append(1 / statistics.median(durations[start : start + size]))
     return rates
 
 
