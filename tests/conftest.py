@@ -17,7 +17,7 @@ from backends.memory import MemoryBackend
 from limits_core import AsyncLimiter, Clock, Limiter
 from limits_core.algorithm import Algorithm
 
-pytest_plugins: list[str] = ["tests.support.redis_fixtures"]
+pytest_plugins: list[str] = ["tests.support.redis_fixtures", "tests.support.postgres_fixtures"]
 
 ALGORITHMS: dict[str, Callable[[], Algorithm]] = {
     "fixed_window": lambda: FixedWindow("5/10s"),
@@ -46,16 +46,18 @@ MakeLimiter = Callable[..., Limiter]
 MakeAsyncLimiter = Callable[..., AsyncLimiter]
 
 #: Fixture names of sync backend factories: each returns ``make(algorithm, clock) -> Limiter``.
-SYNC_BACKENDS = [pytest.param("memory_limiters", id="memory")]
-SYNC_BACKENDS += [
+SYNC_BACKENDS = [
+    pytest.param("memory_limiters", id="memory"),
     pytest.param("redis_limiters", id="redis", marks=pytest.mark.redis),
     pytest.param("redis_cluster_limiters", id="redis-cluster", marks=pytest.mark.redis),
+    pytest.param("postgres_limiters", id="postgres", marks=pytest.mark.postgres),
 ]
 #: Fixture names of async backend factories: ``make(algorithm, clock) -> AsyncLimiter``.
-ASYNC_BACKENDS = [pytest.param("memory_async_limiters", id="memory")]
-ASYNC_BACKENDS += [
+ASYNC_BACKENDS = [
+    pytest.param("memory_async_limiters", id="memory"),
     pytest.param("redis_async_limiters", id="redis", marks=pytest.mark.redis),
     pytest.param("redis_cluster_async_limiters", id="redis-cluster", marks=pytest.mark.redis),
+    pytest.param("postgres_async_limiters", id="postgres", marks=pytest.mark.postgres),
 ]
 
 
@@ -95,6 +97,10 @@ def _unported(fixture: str, algorithm: Algorithm) -> bool:
         from backends.redis._plan import SCRIPT_KINDS
 
         return algorithm.kind not in SCRIPT_KINDS
+    if fixture.startswith("postgres"):
+        from backends.postgres.common import _FUNCTIONS
+
+        return algorithm.kind not in _FUNCTIONS
     return False
 
 

@@ -20,7 +20,7 @@ from limits_core.errors import ConfigurationError, LimitsCoreError
 __all__ = ["main"]
 
 #: Modules of this package that each add one subcommand.
-_SUBCOMMANDS = ("demo", "bench", "simulate", "verify")
+_SUBCOMMANDS = ("demo", "bench", "simulate", "verify", "db")
 
 
 def build_parser() -> argparse.ArgumentParser:
