@@ -13,6 +13,33 @@ from tests.conftest import MakeAsyncLimiter, MakeLimiter
 from tests.support.oracles import check_trace
 from tests.support.programs import KEYS, Op, new_clock, programs, run_async, run_model, run_sync
 
+#: The backends that run a policy as one atomic step (the PostgreSQL backend is adding its own).
+POLICY_SYNC_BACKENDS = [
+    pytest.param("memory_limiters", id="memory"),
+    pytest.param("redis_limiters", id="redis", marks=pytest.mark.redis),
+    pytest.param("redis_cluster_limiters", id="redis-cluster", marks=pytest.mark.redis),
+]
+POLICY_ASYNC_BACKENDS = [
+    pytest.param("memory_async_limiters", id="memory"),
+    pytest.param("redis_async_limiters", id="redis", marks=pytest.mark.redis),
+    pytest.param("redis_cluster_async_limiters", id="redis-cluster", marks=pytest.mark.redis),
+]
+
+
+@pytest.fixture(params=POLICY_SYNC_BACKENDS)
+def make_policy_limiter(request: pytest.FixtureRequest) -> MakeLimiter:
+    """``make(algorithm, clock=None) -> Limiter`` on each sync backend with policies."""
+    factory: MakeLimiter = request.getfixturevalue(request.param)
+    return factory
+
+
+@pytest.fixture(params=POLICY_ASYNC_BACKENDS)
+def make_policy_async_limiter(request: pytest.FixtureRequest) -> MakeAsyncLimiter:
+    """``make(algorithm, clock=None) -> AsyncLimiter`` on each async backend with policies."""
+    factory: MakeAsyncLimiter = request.getfixturevalue(request.param)
+    return factory
+
+
 POLICY = Policy(FixedWindow("4/10s"), SlidingLog("6/30s"), TokenBucket("1/s", burst=3))
 fixture_ok = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -24,25 +51,27 @@ def test_model_keeps_every_limits_promise(program: list[Op]) -> None:
 
 @fixture_ok
 @given(program=programs(POLICY, max_ops=40, keys=KEYS[:3]))
-def test_sync_backends_agree_with_the_model(make_limiter: MakeLimiter, program: list[Op]) -> None:
+def test_sync_backends_agree_with_the_model(
+    make_policy_limiter: MakeLimiter, program: list[Op]
+) -> None:
     clock = new_clock()
-    with make_limiter(POLICY, clock) as limiter:
+    with make_policy_limiter(POLICY, clock) as limiter:
         assert run_sync(limiter, clock, program) == run_model(POLICY, program)
 
 
 @fixture_ok
 @given(program=programs(POLICY, max_ops=40, keys=KEYS[:3]))
 async def test_async_backends_agree_with_the_model(
-    make_async_limiter: MakeAsyncLimiter, program: list[Op]
+    make_policy_async_limiter: MakeAsyncLimiter, program: list[Op]
 ) -> None:
     clock = new_clock()
-    async with make_async_limiter(POLICY, clock) as limiter:
+    async with make_policy_async_limiter(POLICY, clock) as limiter:
         assert await run_async(limiter, clock, program) == run_model(POLICY, program)
 
 
-def test_a_request_denied_by_one_limit_consumes_from_none(make_limiter: MakeLimiter) -> None:
+def test_a_request_denied_by_one_limit_consumes_from_none(make_policy_limiter: MakeLimiter) -> None:
     clock = ManualClock()
-    limiter = make_limiter(Policy(FixedWindow("10/second"), FixedWindow("3/day")), clock)
+    limiter = make_policy_limiter(Policy(FixedWindow("10/second"), FixedWindow("3/day")), clock)
     assert [limiter.hit("k").allowed for _ in range(4)] == [True, True, True, False]
     denied = limiter.hit("k")
     assert denied.limit == 3
@@ -56,8 +85,8 @@ def test_a_request_denied_by_one_limit_consumes_from_none(make_limiter: MakeLimi
     assert limiter.hit("k", 3).allowed
 
 
-def test_the_most_restrictive_limit_is_reported(make_limiter: MakeLimiter) -> None:
-    limiter = make_limiter(Policy(FixedWindow("10/second"), FixedWindow("1000/day")))
+def test_the_most_restrictive_limit_is_reported(make_policy_limiter: MakeLimiter) -> None:
+    limiter = make_policy_limiter(Policy(FixedWindow("10/second"), FixedWindow("1000/day")))
     d = limiter.hit("k", 4)
     assert (d.limit, d.remaining) == (10, 6)
     assert [p.remaining for p in d.details] == [6, 996]
