@@ -33,4 +33,7 @@ ALGORITHMS: dict[str, Callable[[Rate | str], Algorithm]] = {
     "fixed_window": FixedWindow,
     "sliding_log": SlidingLog,
     "token_bucket": TokenBucket,
+    "sliding_window_counter": SlidingWindowCounter,
+    "gcra": GCRA,
+    "leaky_bucket": LeakyBucket,
 }
