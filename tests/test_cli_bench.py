@@ -10,6 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from algorithms import ALGORITHMS
 from backends.memory import MemoryBackend
 from limits_core import BackendUnavailable
 from limits_core.benchmarking import Contender, Workload, combine, measure, measure_async
@@ -44,7 +45,7 @@ def test_json_output_matches_the_schema(tmp_path: Path, capsys: pytest.CaptureFi
     assert main([*QUICK, "--json", str(out)]) == 0
     document = _load_valid(out)
     names = [r["name"] for r in document["results"]]
-    assert names == ["limits-core FixedWindow", "limits-core SlidingLog", "limits-core TokenBucket"]
+    assert names == [f"limits-core {kind.__name__}" for kind in ALGORITHMS.values()]
     assert document["workload"] == {
         "path": "allow",
         "rate": "1000000/second",
