@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from hypothesis import currently_in_test_context, reject
 
 from algorithms import GCRA, FixedWindow, LeakyBucket, SlidingLog, SlidingWindowCounter, TokenBucket
 from backends.memory import MemoryBackend
@@ -33,13 +32,7 @@ ALGORITHMS: dict[str, Callable[[], Algorithm]] = {
 @pytest.fixture(params=sorted(ALGORITHMS))
 def algorithm(request: pytest.FixtureRequest) -> Algorithm:
     """Each algorithm, with small limits that tests can exhaust quickly."""
-    algorithm = ALGORITHMS[request.param]()
-    callspec = getattr(request.node, "callspec", None)
-    for backend in ("make_limiter", "make_async_limiter"):
-        fixture = callspec.params.get(backend) if callspec else None
-        if fixture and _unported(fixture, algorithm):
-            pytest.skip(f"{fixture}: {algorithm.kind} is not implemented there yet")
-    return algorithm
+    return ALGORITHMS[request.param]()
 
 
 MakeLimiter = Callable[..., Limiter]
@@ -81,43 +74,11 @@ def memory_async_limiters() -> Iterator[MakeAsyncLimiter]:
 def make_limiter(request: pytest.FixtureRequest) -> MakeLimiter:
     """``make(algorithm, clock=None) -> Limiter`` on each sync backend, isolated per test."""
     factory: MakeLimiter = request.getfixturevalue(request.param)
-    return _where_ported(request.param, factory)
+    return factory
 
 
 @pytest.fixture(params=ASYNC_BACKENDS)
 def make_async_limiter(request: pytest.FixtureRequest) -> MakeAsyncLimiter:
     """``make(algorithm, clock=None) -> AsyncLimiter`` on each async backend."""
     factory: MakeAsyncLimiter = request.getfixturevalue(request.param)
-    return _where_ported(request.param, factory)
-
-
-def _unported(fixture: str, algorithm: Algorithm) -> bool:
-    """Whether the backend of ``fixture`` has no implementation of ``algorithm`` yet."""
-    if fixture.startswith("redis"):
-        from backends.redis._plan import SCRIPT_KINDS
-
-        return algorithm.kind not in SCRIPT_KINDS
-    if fixture.startswith("postgres"):
-        from backends.postgres.common import _FUNCTIONS
-
-        return algorithm.kind not in _FUNCTIONS
-    return False
-
-
-def _where_ported(fixture: str, factory: Callable[..., Any]) -> Any:
-    """``factory``, passing over the algorithms its backend does not implement yet.
-
-    An algorithm reaches the memory backend first (its model is the implementation) and the
-    stores later; until then its combinations with a store are rejected as examples inside
-    Hypothesis tests (the other algorithms keep their examples) and skipped elsewhere. Each
-    store starts testing an algorithm as soon as it implements it.
-    """
-
-    def make(algorithm: Algorithm, *args: Any, **options: Any) -> Any:
-        if _unported(fixture, algorithm):
-            if currently_in_test_context():
-                reject()
-            pytest.skip(f"{fixture}: {algorithm.kind} is not implemented there yet")
-        return factory(algorithm, *args, **options)
-
-    return make
+    return factory
