@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import gcd
 from typing import ClassVar
 
+from algorithms._exact import ceil_div, check_size, scaled_rate
 from limits_core.algorithm import NEVER, StepResult
 from limits_core.decision import decision_from_us
-from limits_core.errors import ConfigurationError
-from limits_core.rate import MAX_LIMIT, Rate
+from limits_core.rate import Rate
 
 __all__ = ["GCRA"]
 
 #: The theoretical arrival time, ``tat_us + frac / scale`` microseconds with
 #: ``0 <= frac < scale``: whole microseconds plus a remainder in scaled units.
 GCRAState = tuple[int, int]
-
-#: Every scaled quantity stays below 2**53, so it is exact in a Lua double as well.
-_EXACT = 2**53
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 @dataclass(frozen=True, init=False)
@@ -78,26 +70,16 @@ class GCRA:
         rate = Rate.coerce(rate)
         if burst is None:
             burst = rate.limit
-        if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= MAX_LIMIT:
-            raise ConfigurationError(
-                f"burst must be an int between 1 and {MAX_LIMIT}, got {burst!r}"
-            )
-        period_us = rate.period_us
-        g = gcd(rate.limit, period_us)
-        scale, interval = rate.limit // g, period_us // g
+        burst = check_size(burst, "burst")
+        interval, scale = scaled_rate(rate, burst, f"GCRA({str(rate)!r}, burst={burst})", "burst")
         tolerance = burst * interval
-        if tolerance + scale >= _EXACT:
-            raise ConfigurationError(
-                f"GCRA({str(rate)!r}, burst={burst}) cannot be counted exactly: "
-                "use a rate whose limit divides its period in microseconds more evenly, "
-                "or a smaller burst"
-            )
+        period_us = rate.period_us
         object.__setattr__(self, "rate", rate)
         object.__setattr__(self, "burst", burst)
         object.__setattr__(self, "_scale", scale)
         object.__setattr__(self, "_interval", interval)
         object.__setattr__(self, "_tolerance", tolerance)
-        object.__setattr__(self, "_tolerance_us", _ceil_div(tolerance, scale))
+        object.__setattr__(self, "_tolerance_us", ceil_div(tolerance, scale))
         object.__setattr__(self, "namespace", f"gcra:{rate.limit}:{period_us}:{burst}")
 
     @property
@@ -134,7 +116,7 @@ class GCRA:
                 ttl = min(tolerance, ahead * scale + frac)
         burst = self.burst
         if cost > burst:
-            reset_us = _ceil_div(ttl, scale)
+            reset_us = ceil_div(ttl, scale)
             return (
                 decision_from_us(False, burst, (tolerance - ttl) // interval, reset_us, NEVER),
                 state,
@@ -143,15 +125,15 @@ class GCRA:
         need = cost * interval
         slack = tolerance - ttl
         if need > slack:
-            reset_us = _ceil_div(ttl, scale)
-            retry_us = _ceil_div(need - slack, scale)
+            reset_us = ceil_div(ttl, scale)
+            retry_us = ceil_div(need - slack, scale)
             return (
                 decision_from_us(False, burst, slack // interval, reset_us, retry_us),
                 state,
                 0,
             )
         ttl += need
-        reset_us = _ceil_div(ttl, scale)
+        reset_us = ceil_div(ttl, scale)
         return (
             decision_from_us(True, burst, (tolerance - ttl) // interval, reset_us, 0),
             (now_us + ttl // scale, ttl % scale),

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import gcd
 from typing import ClassVar
 
+from algorithms._exact import ceil_div, check_size, scaled_rate
 from limits_core.algorithm import NEVER, StepResult
 from limits_core.decision import decision_from_us
-from limits_core.errors import ConfigurationError
-from limits_core.rate import MAX_LIMIT, Rate
+from limits_core.rate import Rate
 
 __all__ = ["LeakyBucket"]
 
 #: (level in scaled units, time of that level in microseconds)
 LeakyBucketState = tuple[int, int]
-
-#: Every scaled quantity stays below 2**53, so it is exact in a Lua double as well.
-_EXACT = 2**53
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 @dataclass(frozen=True, init=False)
@@ -69,30 +61,17 @@ class LeakyBucket:
         rate = Rate.coerce(rate)
         if capacity is None:
             capacity = rate.limit
-        if (
-            isinstance(capacity, bool)
-            or not isinstance(capacity, int)
-            or not 1 <= capacity <= MAX_LIMIT
-        ):
-            raise ConfigurationError(
-                f"capacity must be an int between 1 and {MAX_LIMIT}, got {capacity!r}"
-            )
-        period_us = rate.period_us
-        g = gcd(rate.limit, period_us)
-        unit, drain = period_us // g, rate.limit // g
+        capacity = check_size(capacity, "capacity")
+        described = f"LeakyBucket({str(rate)!r}, capacity={capacity})"
+        unit, drain = scaled_rate(rate, capacity, described, "capacity")
         full = capacity * unit
-        if full + drain >= _EXACT:
-            raise ConfigurationError(
-                f"LeakyBucket({str(rate)!r}, capacity={capacity}) cannot be counted exactly: "
-                "use a rate whose limit divides its period in microseconds more evenly, "
-                "or a smaller capacity"
-            )
+        period_us = rate.period_us
         object.__setattr__(self, "rate", rate)
         object.__setattr__(self, "capacity", capacity)
         object.__setattr__(self, "_unit", unit)
         object.__setattr__(self, "_drain", drain)
         object.__setattr__(self, "_full", full)
-        object.__setattr__(self, "_empty_us", _ceil_div(full, drain))
+        object.__setattr__(self, "_empty_us", ceil_div(full, drain))
         object.__setattr__(self, "namespace", f"lb:{rate.limit}:{period_us}:{capacity}")
 
     @property
@@ -131,15 +110,15 @@ class LeakyBucket:
         capacity = self.capacity
         room = full - level
         if cost > capacity:
-            reset_us = _ceil_div(level, drain)
+            reset_us = ceil_div(level, drain)
             return decision_from_us(False, capacity, room // unit, reset_us, NEVER), state, 0
         need = cost * unit
         if need > room:
-            reset_us = _ceil_div(level, drain)
-            retry_us = _ceil_div(need - room, drain)
+            reset_us = ceil_div(level, drain)
+            retry_us = ceil_div(need - room, drain)
             return decision_from_us(False, capacity, room // unit, reset_us, retry_us), state, 0
         level += need
-        reset_us = _ceil_div(level, drain)
+        reset_us = ceil_div(level, drain)
         return (
             decision_from_us(True, capacity, (full - level) // unit, reset_us, 0),
             (level, now_us),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from algorithms._exact import EXACT, ceil_div
 from limits_core.algorithm import NEVER, StepResult
 from limits_core.decision import decision_from_us
 from limits_core.errors import ConfigurationError
@@ -15,13 +16,6 @@ __all__ = ["SlidingWindowCounter"]
 #: (time of the newest admission, cost admitted in the window before that admission's window,
 #: cost admitted in that admission's window); the window's start is ``last - last % period``.
 SlidingWindowCounterState = tuple[int, int, int]
-
-#: Every product stays below 2**53, so it is exact in a Lua double as well.
-_EXACT = 2**53
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 @dataclass(frozen=True, init=False)
@@ -84,7 +78,7 @@ class SlidingWindowCounter:
     def __init__(self, rate: Rate | str) -> None:
         rate = Rate.coerce(rate)
         period_us = rate.period_us
-        if rate.limit * period_us >= _EXACT:
+        if rate.limit * period_us >= EXACT:
             raise ConfigurationError(
                 f"SlidingWindowCounter({str(rate)!r}) cannot be counted exactly: "
                 "limit * period in microseconds must stay below 2**53; use a shorter period "
@@ -126,7 +120,7 @@ class SlidingWindowCounter:
         left = period - elapsed
         # ceil(prev * (period - e) / period): the previous window's weighted share, in whole
         # units of cost; prev * left <= limit * period < 2**53.
-        share = _ceil_div(prev * left, period)
+        share = ceil_div(prev * left, period)
         # The estimate reaches 0 at the end of the window after the newest one with a count.
         reset_us = (left + period) if curr else (left if prev else 0)
         if cost > limit:
@@ -139,12 +133,12 @@ class SlidingWindowCounter:
             if curr + cost <= limit:
                 # Fits later in this window, once prev's share has shrunk enough:
                 # prev * e' >= period * (prev + curr + cost - limit).
-                fit_at = _ceil_div(period * (prev + curr + cost - limit), prev)
+                fit_at = ceil_div(period * (prev + curr + cost - limit), prev)
                 retry_us = fit_at - elapsed
             else:
                 # Fits in the next window, where curr is the previous count:
                 # curr * e'' >= period * (curr + cost - limit).
-                retry_us = left + _ceil_div(period * (curr + cost - limit), curr)
+                retry_us = left + ceil_div(period * (curr + cost - limit), curr)
             return (
                 decision_from_us(False, limit, limit - curr - share, reset_us, retry_us),
                 state,

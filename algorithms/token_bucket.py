@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import gcd
 from typing import ClassVar
 
+from algorithms._exact import ceil_div, check_size, scaled_rate
 from limits_core.algorithm import NEVER, StepResult
 from limits_core.decision import decision_from_us
-from limits_core.errors import ConfigurationError
-from limits_core.rate import MAX_LIMIT, Rate
+from limits_core.rate import Rate
 
 __all__ = ["TokenBucket"]
 
 #: (tokens in scaled units, time of that level in microseconds)
 TokenBucketState = tuple[int, int]
-
-#: Every scaled quantity stays below 2**53, so it is exact in a Lua double as well.
-_EXACT = 2**53
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 @dataclass(frozen=True, init=False)
@@ -57,26 +49,18 @@ class TokenBucket:
         rate = Rate.coerce(rate)
         if burst is None:
             burst = rate.limit
-        if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= MAX_LIMIT:
-            raise ConfigurationError(
-                f"burst must be an int between 1 and {MAX_LIMIT}, got {burst!r}"
-            )
-        period_us = rate.period_us
-        g = gcd(rate.limit, period_us)
-        unit, refill = period_us // g, rate.limit // g
+        burst = check_size(burst, "burst")
+        unit, refill = scaled_rate(
+            rate, burst, f"TokenBucket({str(rate)!r}, burst={burst})", "burst"
+        )
         capacity = burst * unit
-        if capacity + refill >= _EXACT:
-            raise ConfigurationError(
-                f"TokenBucket({str(rate)!r}, burst={burst}) cannot be counted exactly: "
-                "use a rate whose limit divides its period in microseconds more evenly, "
-                "or a smaller burst"
-            )
+        period_us = rate.period_us
         object.__setattr__(self, "rate", rate)
         object.__setattr__(self, "burst", burst)
         object.__setattr__(self, "_unit", unit)
         object.__setattr__(self, "_refill", refill)
         object.__setattr__(self, "_capacity", capacity)
-        object.__setattr__(self, "_fill_us", _ceil_div(capacity, refill))
+        object.__setattr__(self, "_fill_us", ceil_div(capacity, refill))
         object.__setattr__(self, "namespace", f"tb:{rate.limit}:{period_us}:{burst}")
 
     @property
@@ -114,15 +98,15 @@ class TokenBucket:
                 tokens = min(capacity, tokens + elapsed * refill)
         burst = self.burst
         if cost > burst:
-            reset_us = _ceil_div(capacity - tokens, refill)
+            reset_us = ceil_div(capacity - tokens, refill)
             return decision_from_us(False, burst, tokens // unit, reset_us, NEVER), state, 0
         need = cost * unit
         if tokens < need:
-            reset_us = _ceil_div(capacity - tokens, refill)
-            retry_us = _ceil_div(need - tokens, refill)
+            reset_us = ceil_div(capacity - tokens, refill)
+            retry_us = ceil_div(need - tokens, refill)
             return decision_from_us(False, burst, tokens // unit, reset_us, retry_us), state, 0
         tokens -= need
-        reset_us = _ceil_div(capacity - tokens, refill)
+        reset_us = ceil_div(capacity - tokens, refill)
         return (
             decision_from_us(True, burst, tokens // unit, reset_us, 0),
             (tokens, now_us),
