@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from time import time_ns as _time_ns
 from typing import Any, Literal
 
@@ -109,6 +110,52 @@ class MemoryBackend:
         finally:
             self._release()
         return decision
+
+    def decide_many(
+        self,
+        algorithm: Algorithm,
+        requests: Sequence[tuple[str, int]],
+        now_us: int | None,
+        consume: bool,
+    ) -> list[Decision]:
+        """Decide ``(key, cost)`` requests in order under one acquisition of the lock, at one
+        time: each request sees the effect of those before it."""
+        if now_us is None:
+            clock = self._own_clock
+            now_us = _time_ns() // 1000 if clock is None else clock.now_us()
+        namespace = algorithm.namespace
+        with self._lock:
+            return [
+                self._step(algorithm, (namespace, key), cost, now_us, consume)
+                for key, cost in requests
+            ]
+
+    def _step(
+        self, algorithm: Algorithm, skey: _StoreKey, cost: int, now_us: int, consume: bool
+    ) -> Decision:
+        """:meth:`decide` for one request, the lock held (the body :meth:`decide` inlines)."""
+        entries = self._entries
+        entry = entries.get(skey)
+        decision, state, expires_at = algorithm.step(
+            None if entry is None else entry[0], now_us, cost, consume
+        )
+        if consume and decision.allowed:
+            if entry is None and self._max_keys is not None:
+                self._make_room(now_us)
+            entries[skey] = (state, expires_at)
+            self._writes += 1
+            if not self._writes % _SWEEP_EVERY:
+                self._sweep(now_us, _SWEEP_BATCH)
+        return decision
+
+    async def adecide_many(
+        self,
+        algorithm: Algorithm,
+        requests: Sequence[tuple[str, int]],
+        now_us: int | None,
+        consume: bool,
+    ) -> list[Decision]:
+        return self.decide_many(algorithm, requests, now_us, consume)
 
     def reset(self, algorithm: Algorithm, key: str) -> None:
         with self._lock:

@@ -4,16 +4,21 @@
 A backend makes an algorithm's pure ``step`` atomic on its store, in one round trip per
 decision. The limiter validates keys and costs before calling it, and passes ``now_us=None``
 when the store should use its own clock (Redis ``TIME``, PostgreSQL ``clock_timestamp()``).
+
+Deciding many requests at once is optional: a backend that also implements
+:class:`BatchBackend` (:class:`AsyncBatchBackend`) serves ``hit_many`` in one round trip;
+for any other, the limiter decides the requests one by one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision
 
-__all__ = ["AsyncBackend", "Backend"]
+__all__ = ["AsyncBackend", "AsyncBatchBackend", "Backend", "BatchBackend"]
 
 
 @runtime_checkable
@@ -53,4 +58,35 @@ class AsyncBackend(Protocol):
 
     async def aclose(self) -> None:
         """Release connections; idempotent."""
+        ...
+
+
+@runtime_checkable
+class BatchBackend(Protocol):
+    """What a synchronous backend adds, optionally, to decide many requests at once."""
+
+    def decide_many(
+        self,
+        algorithm: Algorithm,
+        requests: Sequence[tuple[str, int]],
+        now_us: int | None,
+        consume: bool,
+    ) -> list[Decision]:
+        """Decide ``(key, cost)`` requests in order, each as :meth:`Backend.decide` would at
+        ``now_us``, seeing the effect of those before it; one decision per request."""
+        ...
+
+
+@runtime_checkable
+class AsyncBatchBackend(Protocol):
+    """What an asyncio backend adds, optionally, to decide many requests at once."""
+
+    async def adecide_many(
+        self,
+        algorithm: Algorithm,
+        requests: Sequence[tuple[str, int]],
+        now_us: int | None,
+        consume: bool,
+    ) -> list[Decision]:
+        """Decide ``(key, cost)`` requests in order, as :meth:`BatchBackend.decide_many`."""
         ...

@@ -6,7 +6,7 @@ only in the one call they make to their backend.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -57,6 +57,20 @@ class _LimiterBase:
         """The full checks, for whatever the fast path of hit/peek did not accept."""
         check_key(key)
         return key, min(check_cost(cost), self._max_cost)
+
+    def _many(
+        self, requests: Iterable[tuple[str, int]]
+    ) -> tuple[list[tuple[str, int]], int | None]:
+        """``hit_many``'s requests, all checked before any is sent, and the batch's one time."""
+        if isinstance(requests, str | bytes) or not isinstance(requests, Iterable):
+            raise ConfigurationError(f"requests must be (key, cost) pairs, got {requests!r}")
+        checked = []
+        for request in requests:
+            if not isinstance(request, tuple) or len(request) != 2:
+                raise ConfigurationError(f"a request must be a (key, cost) pair, got {request!r}")
+            checked.append(self._checked(*request))
+        clock = self._clock
+        return checked, None if clock is None else clock.now_us()
 
 
 class Limiter(_LimiterBase):
@@ -112,6 +126,16 @@ class Limiter(_LimiterBase):
         return self._decide(
             self._algorithm, key, cost, None if clock is None else clock.now_us(), False
         )
+
+    def hit_many(self, requests: Iterable[tuple[str, int]]) -> list[Decision]:
+        """Decide ``(key, cost)`` requests at one time, in order (each sees the effect of those
+        before it), in one round trip when the backend can (``decide_many``); a decision per
+        request. Every request is checked first: bad input touches nothing."""
+        checked, now_us = self._many(requests)
+        many = getattr(self._backend, "decide_many", None)
+        if many is None:
+            return [self._decide(self._algorithm, k, c, now_us, True) for k, c in checked]
+        return many(self._algorithm, checked, now_us, True)  # type: ignore[no-any-return]
 
     def reset(self, key: str) -> None:
         """Forget everything stored for ``key``: its full limit is available again."""
@@ -177,6 +201,16 @@ class AsyncLimiter(_LimiterBase):
         return await self._decide(
             self._algorithm, key, cost, None if clock is None else clock.now_us(), False
         )
+
+    async def hit_many(self, requests: Iterable[tuple[str, int]]) -> list[Decision]:
+        """Decide ``(key, cost)`` requests at one time, in order (each sees the effect of those
+        before it), in one round trip when the backend can (``decide_many``); a decision per
+        request. Every request is checked first: bad input touches nothing."""
+        checked, now_us = self._many(requests)
+        many = getattr(self._backend, "adecide_many", None)
+        if many is None:
+            return [await self._decide(self._algorithm, k, c, now_us, True) for k, c in checked]
+        return await many(self._algorithm, checked, now_us, True)  # type: ignore[no-any-return]
 
     async def reset(self, key: str) -> None:
         """Forget everything stored for ``key``: its full limit is available again."""

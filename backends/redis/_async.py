@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from backends.redis._base import RedisBackendBase, pool_size
+from backends.redis._base import RedisBackendBase, first_error, pool_size
+from backends.redis._batch import VIA_CLIENT, BatchRun, Outcome, Route, pack
+from backends.redis._coalesce import Call, Coalescer, CoalescingStats
 from backends.redis._plan import DEFAULT_PREFIX
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision
+from limits_core.errors import ConfigurationError
+
+#: Default cap on the decisions of one coalesced batch.
+MAX_BATCH = 128
 
 __all__ = ["AsyncRedisBackend"]
 
@@ -35,6 +41,11 @@ class AsyncRedisBackend(RedisBackendBase):
             ``"limits-core:"``); it must not contain ``{`` or ``}``.
         socket_timeout: seconds to wait for a reply (default 1.0; ``None`` waits forever).
         connect_timeout: seconds to wait for a connection (default 1.0).
+        coalesce: send the decisions requested concurrently on the event loop together, in
+            one pipeline per server (per node on a cluster), on the loop's next iteration
+            (default ``True``). Each decision is still its own atomic script.
+        max_batch: the most decisions in one coalesced pipeline (default 128); more
+            concurrent requests make more pipelines, sent in parallel.
         **options: more redis-py client options for a client built from ``url``
             (``max_connections``, ``ssl_ca_certs``, ``password``...).
 
@@ -65,8 +76,14 @@ class AsyncRedisBackend(RedisBackendBase):
         prefix: str = DEFAULT_PREFIX,
         socket_timeout: float | None = 1.0,
         connect_timeout: float | None = 1.0,
+        coalesce: bool = True,
+        max_batch: int = MAX_BATCH,
         **options: Any,
     ) -> None:
+        if not isinstance(coalesce, bool):
+            raise ConfigurationError(f"coalesce must be True or False, got {coalesce!r}")
+        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+            raise ConfigurationError(f"max_batch must be a positive int, got {max_batch!r}")
         super().__init__(
             url,
             client=client,
@@ -81,6 +98,19 @@ class AsyncRedisBackend(RedisBackendBase):
         self._ready = False
         self._ready_lock = asyncio.Lock()
         self._send = self._sender()
+        self._coalescer = Coalescer(self._run, max_batch) if coalesce else None
+        self._submit = None if self._coalescer is None else self._coalescer.submit
+        self._stale = False
+
+    @property
+    def coalescing(self) -> bool:
+        """Whether concurrent decisions are sent together (``coalesce=``)."""
+        return self._coalescer is not None
+
+    @property
+    def stats(self) -> CoalescingStats:
+        """Coalesced batches so far: sizes and latencies (all zero when not coalescing)."""
+        return CoalescingStats() if self._coalescer is None else self._coalescer.stats
 
     def _sender(self) -> Callable[[tuple[Any, ...]], Awaitable[Any]]:
         """``await send(command) -> reply``: on a pooled connection when allowed, else through
@@ -123,6 +153,9 @@ class AsyncRedisBackend(RedisBackendBase):
         if plan is None or plan.algorithm is not algorithm:
             plan = self._plan(algorithm)
         command = plan.command(key, now_us, cost, consume)
+        submit = self._submit
+        if submit is not None:
+            return await submit(plan, command)
         try:
             if not self._ready:
                 await self._initialize()
@@ -137,6 +170,95 @@ class AsyncRedisBackend(RedisBackendBase):
             raise self._translate(exc, self._address) from exc
         return plan.decode(reply)
 
+    async def adecide_many(
+        self,
+        algorithm: Algorithm,
+        requests: Sequence[tuple[str, int]],
+        now_us: int | None,
+        consume: bool,
+    ) -> list[Decision]:
+        """Decide ``(key, cost)`` requests in order, in one pipeline (one per node on a
+        cluster), apart from any coalesced batch; each is still one atomic script. If any
+        fails, the first error is raised: calls before it may have been applied, and a call
+        whose reply was lost is never resent."""
+        plan = self._plan(algorithm)
+        calls = [(plan, plan.command(key, now_us, cost, consume)) for key, cost in requests]
+        return first_error(await self._run(calls))
+
+    async def _run(self, calls: Sequence[Call]) -> list[Outcome | None]:
+        """Decide a batch of calls: the outcome of each, in order (see ``_batch``)."""
+        try:
+            if not self._ready or self._stale:
+                await self._refresh()
+            async with self._slots:
+                run = BatchRun(calls, self._loaded, self._route, self._errors)
+                while sends := run.next_round():
+                    if len(sends) == 1:
+                        ((route, commands),) = sends.items()
+                        await self._pipeline(run, route, commands)
+                    else:
+                        await asyncio.gather(*(self._pipeline(run, r, c) for r, c in sends.items()))
+        except self._caught as exc:
+            return [self._translate(exc, self._address) for _ in calls]
+        return run.outcomes
+
+    async def _refresh(self) -> None:
+        """Initialize the client, or reload a cluster's topology after a node failed."""
+        if not self._ready:
+            await self._initialize()
+        elif self._stale:
+            self._stale = False
+            self._nodes.clear()
+            await self._client.nodes_manager.initialize()
+
+    async def _pipeline(self, run: BatchRun, route: Route, commands: list[tuple[Any, ...]]) -> None:
+        """Send ``commands`` to ``route`` and hand their replies (an error reply as its
+        exception) to ``run``, with the connection's failure if it failed before the end."""
+        replies: list[Any] = []
+        try:
+            if route is VIA_CLIENT:
+                for command in commands:
+                    try:
+                        replies.append(await self._execute(*command))
+                    except self._reply_error as exc:
+                        replies.append(exc)
+            elif route == "":
+                assert self._direct is not None
+                pool, args = self._direct
+                connection = await pool.get_connection(*args)
+                try:
+                    await self._exchange(connection, commands, replies)
+                finally:
+                    await pool.release(connection)
+            else:
+                node = self._nodes[route]
+                connection = node.acquire_connection()
+                try:
+                    await self._exchange(connection, commands, replies)
+                finally:
+                    node.release(connection)
+        except self._caught as exc:
+            if route is not VIA_CLIENT and route != "":
+                self._stale = True  # the node may have failed over: reload the slots
+            run.take(route, replies, exc)
+        else:
+            run.take(route, replies, None)
+
+    async def _exchange(
+        self, connection: Any, commands: list[tuple[Any, ...]], replies: list[Any]
+    ) -> None:
+        # A connection that fails mid-read is closed by redis-py, never reused.
+        encoder = connection.encoder
+        await connection.send_packed_command(
+            pack(commands, encoder.encoding, encoder.encoding_errors)
+        )
+        reply_error = self._reply_error
+        for _ in commands:
+            try:
+                replies.append(await connection.read_response())
+            except reply_error as exc:
+                replies.append(exc)
+
     async def areset(self, algorithm: Algorithm, key: str) -> None:
         plan = self._plan(algorithm)
         try:
@@ -147,7 +269,10 @@ class AsyncRedisBackend(RedisBackendBase):
             raise self._translate(exc, self._address) from exc
 
     async def aclose(self) -> None:
-        """Close the client if this backend created it; idempotent."""
+        """Wait for the batches in flight, then close the client if this backend created it;
+        idempotent."""
+        if self._coalescer is not None:
+            await self._coalescer.drain()
         if self._owns_client and not self._closed:
             self._closed = True
             await self._client.aclose()
