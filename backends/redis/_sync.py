@@ -172,7 +172,7 @@ class RedisBackend(RedisBackendBase):
         try:
             encoder = connection.encoder
             packed = pack(commands, encoder.encoding, encoder.encoding_errors)
-            connection.send_packed_command(packed)
+            connection.send_packed_command([packed])
             for _ in commands:
                 try:
                     replies.append(connection.read_response())
