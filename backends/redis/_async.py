@@ -183,7 +183,7 @@ class AsyncRedisBackend(RedisBackendBase):
         whose reply was lost is never resent."""
         plan = self._plan(algorithm)
         calls = [(plan, plan.command(key, now_us, cost, consume)) for key, cost in requests]
-        return first_error(await self._run(calls))
+        return first_error(await self._run(calls)) if calls else []
 
     async def _run(self, calls: Sequence[Call]) -> list[Outcome | None]:
         """Decide a batch of calls: the outcome of each, in order (see ``_batch``)."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from backends.redis._base import RedisBackendBase, first_error
 from backends.redis._batch import VIA_CLIENT, BatchRun, Route, pack
+from backends.redis._connect import direct_pool
 from backends.redis._plan import DEFAULT_PREFIX
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision
@@ -166,8 +167,10 @@ class RedisBackend(RedisBackendBase):
             assert self._direct is not None
             pool, args = self._direct
         else:
-            pool = self._client.get_redis_connection(self._nodes[route]).connection_pool
-            args = ()
+            # A node's own client is a plain redis.Redis: its pool always qualifies.
+            node_pool = direct_pool(self._client.get_redis_connection(self._nodes[route]))
+            assert node_pool is not None
+            pool, args = node_pool
         connection = pool.get_connection(*args)
         try:
             encoder = connection.encoder
