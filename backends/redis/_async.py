@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -252,12 +253,21 @@ class AsyncRedisBackend(RedisBackendBase):
         await connection.send_packed_command(
             pack(commands, encoder.encoding, encoder.encoding_errors)
         )
-        reply_error = self._reply_error
-        for _ in commands:
-            try:
-                replies.append(await connection.read_response())
-            except reply_error as exc:
-                replies.append(exc)
+        reply_error, read = self._reply_error, connection.read_response
+        # One deadline for the batch's replies, which come together, rather than one timer per
+        # reply: redis-py's timer costs more than reading a reply. (math.inf: no timer of its
+        # own; a read cut short by ours closes the connection all the same.)
+        try:
+            async with asyncio.timeout(connection.socket_timeout):
+                for _ in commands:
+                    try:
+                        replies.append(await read(timeout=math.inf))
+                    except reply_error as exc:
+                        replies.append(exc)
+        except TimeoutError:
+            raise self._timeout(
+                f"Timeout reading from {connection.host}:{connection.port}"
+            ) from None
 
     async def areset(self, algorithm: Algorithm, key: str) -> None:
         plan = self._plan(algorithm)

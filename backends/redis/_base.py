@@ -46,7 +46,14 @@ class RedisBackendBase:
         connect_timeout = check_timeout(connect_timeout, "connect_timeout")
         redis = import_redis()
         # Imported only now: it names redis-py's exception classes.
-        from backends.redis._errors import CAUGHT, NOSCRIPT, REDIRECTED, REPLY_ERROR, translate
+        from backends.redis._errors import (
+            CAUGHT,
+            NOSCRIPT,
+            REDIRECTED,
+            REPLY_ERROR,
+            TIMEOUT,
+            translate,
+        )
 
         self._caught = CAUGHT
         self._noscript = NOSCRIPT
@@ -85,6 +92,7 @@ class RedisBackendBase:
         # Batches (decide_many, coalescing): which route holds which script, and the nodes
         # of a cluster by name.
         self._reply_error = REPLY_ERROR
+        self._timeout = TIMEOUT
         self._errors = ReplyErrors(NOSCRIPT, REDIRECTED, translate, self._address)
         self._loaded: set[tuple[Route, str]] = set()
         self._nodes: dict[Route, Any] = {}
