@@ -191,6 +191,21 @@ async def test_a_stale_slot_map_is_redirected(
         assert counted(await limiter.peek("a")) == 6
 
 
+def test_a_stale_slot_map_is_redirected_in_a_sync_batch(
+    redis_cluster_limiters: MakeLimiter, redis_cluster_client: redis.cluster.RedisCluster
+) -> None:
+    limiter = redis_cluster_limiters(ALGORITHM, ManualClock())
+    limiter.hit("a")
+    prefix = limiter.backend.prefix  # type: ignore[attr-defined]
+    manager = redis_cluster_client.nodes_manager
+    slot = redis.cluster.key_slot(redis_key(prefix, ALGORITHM, "a").encode())
+    owner = manager.slots_cache[slot][0]
+    manager.slots_cache[slot] = [n for n in manager.nodes_cache.values() if n is not owner][:1]
+    decisions = limiter.hit_many([("a", 1), ("b", 1), ("a", 2)])
+    assert [d.remaining for d in decisions] == [LIMIT - 2, LIMIT - 1, LIMIT - 4]
+    assert manager.slots_cache[slot][0].name == owner.name
+
+
 async def test_a_policy_in_a_coalesced_batch(redis_async_limiters: MakeAsyncLimiter) -> None:
     policy = Policy(FixedWindow("10/minute"), SlidingLog("15/hour"))
     async with redis_async_limiters(policy, ManualClock()) as limiter:
