@@ -33,14 +33,16 @@ class AsyncRedisBackend(RedisBackendBase):
         client: instead of ``url``, an existing ``redis.asyncio.Redis`` or
             ``redis.asyncio.cluster.RedisCluster``. The backend never closes a client it was
             given.
-            Scripts go straight to a plain client's pooled connections, never resent after
-            a timeout; a cluster client (or a ``single_connection_client``) runs them through
-            its ``execute_command``, so give it ``retry=Retry(NoBackoff(), 0)``: redis-py
-            resends a command after a timeout by default, which could count a hit twice (a
-            ``RuntimeWarning`` says so).
+            Scripts go straight to a plain client's pooled connections (a batch to each
+            cluster node's), never resent after a timeout; a cluster client runs single
+            scripts and redirected ones through its ``execute_command`` (as a
+            ``single_connection_client`` does every script), so give it
+            ``retry=Retry(NoBackoff(), 0)``: redis-py resends a command after a timeout by
+            default, which could count a hit twice (a ``RuntimeWarning`` says so).
         prefix: starts every key, to isolate applications sharing one Redis (default
             ``"limits-core:"``); it must not contain ``{`` or ``}``.
-        socket_timeout: seconds to wait for a reply (default 1.0; ``None`` waits forever).
+        socket_timeout: seconds to wait for a reply, or for all the replies of a batch
+            (default 1.0; ``None`` waits forever).
         connect_timeout: seconds to wait for a connection (default 1.0).
         coalesce: send the decisions requested concurrently on the event loop together, in
             one pipeline per server (per node on a cluster), on the loop's next iteration
@@ -64,7 +66,10 @@ class AsyncRedisBackend(RedisBackendBase):
     :class:`~limits_core.BackendUnavailable` (never retried: after a timeout the hit may or
     may not have been counted), any other Redis error :class:`~limits_core.BackendError`.
     A lost script cache (``SCRIPT FLUSH``, a restarted server) is handled by sending the script
-    whole once more, which is safe because Redis refused to run it.
+    whole once more, which is safe because Redis refused to run it. In a batch, every call left
+    without a reply raises ``BackendUnavailable`` (those answered get their decisions), only
+    the calls Redis refused with ``NOSCRIPT`` are sent again, and a caller cancelled before its
+    batch is sent is left out of it.
     """
 
     _asyncio = True
