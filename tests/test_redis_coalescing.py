@@ -44,6 +44,16 @@ def counted(decision: Any) -> int:
     return int(LIMIT - 1 - decision.remaining)
 
 
+async def sent_and_waiting(admin: redis.Redis, connections: int = 1) -> None:
+    """Until ``connections`` clients hold a script call blocked by ``CLIENT PAUSE``."""
+    for _ in range(500):
+        clients = admin.client_list()
+        if sum("b" in c["flags"] and c["cmd"] == "evalsha" for c in clients) >= connections:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("no script call reached the paused server")
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RedisProcess]:
     process = RedisProcess(tmp_path)
@@ -239,7 +249,7 @@ async def test_a_caller_cancelled_in_flight_leaves_the_others_their_decisions(
         admin.execute_command("CLIENT", "PAUSE", 5000, "WRITE")  # scripts wait; CLIENT does not
         try:
             tasks = [asyncio.create_task(limiter.hit("k")) for _ in range(20)]
-            await asyncio.sleep(0.2)  # the batch is sent and waits on the server
+            await sent_and_waiting(admin)
             tasks[5].cancel()
             await asyncio.sleep(0.05)
         finally:
@@ -263,7 +273,7 @@ async def test_a_connection_killed_mid_batch_fails_every_unknown_call(
         admin.execute_command("CLIENT", "PAUSE", 5000, "WRITE")
         try:
             batch = asyncio.gather(*(limiter.hit("k") for _ in range(20)), return_exceptions=True)
-            await asyncio.sleep(0.2)  # sent, unanswered
+            await sent_and_waiting(admin, 1 if coalesce else 20)
             admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
         finally:
             admin.execute_command("CLIENT", "UNPAUSE")
@@ -294,7 +304,7 @@ def test_a_connection_killed_mid_pipeline_is_never_resent(server: RedisProcess) 
     thread = threading.Thread(target=run)
     thread.start()
     try:
-        thread.join(0.2)
+        asyncio.run(sent_and_waiting(admin))
         admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
     finally:
         admin.execute_command("CLIENT", "UNPAUSE")
