@@ -40,6 +40,7 @@ from tests.support.programs import (
     run_model,
     run_sync,
 )
+from tests.test_hostile_input import _valid, hostile_keys
 
 fixture_ok = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -271,6 +272,35 @@ def test_refund_of_an_unknown_key_stores_nothing(
         assert full.remaining == algorithm.limit - 1  # a peek of 1 fits
         # Nothing was stored: a hit now sees a key that was never used.
         assert limiter.hit("nobody", algorithm.limit).allowed
+
+
+@pytest.mark.parametrize("amount", [1, 2**53, 2**64, 2**200], ids=str)
+def test_refund_amounts_at_the_edges(
+    make_limiter: MakeLimiter, algorithm: Algorithm, amount: int
+) -> None:
+    """Huge amounts reach no driver or store as such: they give back the whole capacity."""
+    with make_limiter(algorithm, new_clock()) as limiter:
+        assert limiter.hit("{edge}", algorithm.limit).allowed
+        after = limiter.refund("{edge}", amount)
+        assert after.allowed
+        assert after.remaining == (0 if amount == 1 else algorithm.limit - 1)
+        assert limiter.hit("{edge}", 1 if amount == 1 else algorithm.limit).allowed
+        assert limiter.peek("{edge}").denied
+
+
+@fixture_ok
+@given(key=hostile_keys)
+def test_any_text_key_is_refunded_cleanly_or_refused(
+    make_limiter: MakeLimiter, algorithm: Algorithm, key: str
+) -> None:
+    with make_limiter(algorithm, new_clock()) as limiter:
+        if not _valid(key):
+            with pytest.raises(ConfigurationError):
+                limiter.refund(key, 1)
+            return
+        assert limiter.hit(key, algorithm.limit).allowed
+        assert limiter.refund(key, algorithm.limit).remaining == algorithm.limit - 1
+        assert limiter.hit(key, algorithm.limit).allowed
 
 
 def test_llm_style_token_budget(make_limiter: MakeLimiter) -> None:
