@@ -13,7 +13,7 @@ from collections import OrderedDict
 from time import time_ns as _time_ns
 from typing import Any, Literal
 
-from limits_core.algorithm import Algorithm, Refundable
+from limits_core.algorithm import Algorithm
 from limits_core.clock import Clock, SystemClock
 from limits_core.decision import Decision
 from limits_core.errors import BackendError, ConfigurationError
@@ -113,7 +113,8 @@ class MemoryBackend:
     def refund(self, algorithm: Algorithm, key: str, amount: int, now_us: int | None) -> Decision:
         """Give ``amount`` back to ``key`` (see :meth:`Limiter.refund
         <limits_core.Limiter.refund>`); a key with no state stays without."""
-        if not isinstance(algorithm, Refundable):
+        refund = getattr(algorithm, "refund", None)
+        if refund is None:
             raise ConfigurationError(f"{algorithm!r} cannot give back cost: it has no refund()")
         if now_us is None:
             now_us = self._clock.now_us()
@@ -122,7 +123,7 @@ class MemoryBackend:
             entry = self._entries.get(skey)
             state = None
             if entry is not None:
-                state, expires_at = algorithm.refund(entry[0], now_us, amount)
+                state, expires_at = refund(entry[0], now_us, amount)
                 if state is None:
                     del self._entries[skey]
                 else:

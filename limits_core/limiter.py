@@ -28,7 +28,7 @@ __all__ = ["AsyncLimiter", "Limiter"]
 
 
 class _LimiterBase:
-    __slots__ = ("_algorithm", "_clock", "_max_cost")
+    __slots__ = ("_algorithm", "_clock", "_max_cost", "_max_refund")
 
     def __init__(self, algorithm: Algorithm | Sequence[Algorithm], clock: Clock | None) -> None:
         if isinstance(algorithm, list | tuple):
@@ -42,6 +42,7 @@ class _LimiterBase:
         # A cost above the limit is denied whatever the state; sending limit + 1 instead keeps
         # huge integers away from drivers and stores (Lua doubles, bigint columns).
         self._max_cost = algorithm.limit + 1
+        self._max_refund = 0  # found on the first refund: 0 until then
 
     @property
     def algorithm(self) -> Algorithm:
@@ -62,14 +63,16 @@ class _LimiterBase:
         """The checks of refund(), all made before any state is touched."""
         check_key(key)
         amount = check_cost(amount, "amount")
-        algorithm = self._algorithm
-        parts = algorithm.algorithms if isinstance(algorithm, Policy) else (algorithm,)
-        for part in parts:
-            if not isinstance(part, Refundable):
-                raise ConfigurationError(f"{part!r} cannot give back cost: it has no refund()")
-        # No limit holds more than its own capacity: a larger amount gives back the same, and
-        # capping it keeps huge integers away from drivers and stores.
-        return key, min(amount, max(part.limit for part in parts))
+        if not self._max_refund:
+            algorithm = self._algorithm
+            parts = algorithm.algorithms if isinstance(algorithm, Policy) else (algorithm,)
+            for part in parts:
+                if not isinstance(part, Refundable):
+                    raise ConfigurationError(f"{part!r} cannot give back cost: it has no refund()")
+            # No limit holds more than its own capacity: a larger amount gives back the same,
+            # and capping it keeps huge integers away from drivers and stores.
+            self._max_refund = max(part.limit for part in parts)
+        return key, min(amount, self._max_refund)
 
 
 def _cannot_refund(backend: object) -> Callable[..., Any]:
