@@ -109,6 +109,26 @@ class MemoryBackend:
             self._release()
         return decision
 
+    def refund(self, algorithm: Algorithm, key: str, amount: int, now_us: int | None) -> Decision:
+        """Give ``amount`` back to ``key`` (see :meth:`Limiter.refund
+        <limits_core.Limiter.refund>`); a key with no state stays without."""
+        refund = getattr(algorithm, "refund", None)
+        if refund is None:
+            raise ConfigurationError(f"{algorithm!r} cannot give back cost: it has no refund()")
+        if now_us is None:
+            now_us = self._clock.now_us()
+        skey = (algorithm.namespace, key)
+        with self._lock:
+            entry = self._entries.get(skey)
+            state = None
+            if entry is not None:
+                state, expires_at = refund(entry[0], now_us, amount)
+                if state is None:
+                    del self._entries[skey]
+                else:
+                    self._entries[skey] = (state, expires_at)
+            return algorithm.step(state, now_us, 1, False)[0]
+
     def reset(self, algorithm: Algorithm, key: str) -> None:
         with self._lock:
             self._entries.pop((algorithm.namespace, key), None)
@@ -120,6 +140,11 @@ class MemoryBackend:
         self, algorithm: Algorithm, key: str, cost: int, now_us: int | None, consume: bool
     ) -> Decision:
         return self.decide(algorithm, key, cost, now_us, consume)
+
+    async def arefund(
+        self, algorithm: Algorithm, key: str, amount: int, now_us: int | None
+    ) -> Decision:
+        return self.refund(algorithm, key, amount, now_us)
 
     async def areset(self, algorithm: Algorithm, key: str) -> None:
         self.reset(algorithm, key)

@@ -4,6 +4,10 @@
 A backend makes an algorithm's pure ``step`` atomic on its store, in one round trip per
 decision. The limiter validates keys and costs before calling it, and passes ``now_us=None``
 when the store should use its own clock (Redis ``TIME``, PostgreSQL ``clock_timestamp()``).
+
+Giving cost back (:meth:`Limiter.refund <limits_core.Limiter.refund>`) is optional: a backend
+that supports it also implements :class:`RefundingBackend` (``refund``) or
+:class:`AsyncRefundingBackend` (``arefund``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Protocol, runtime_checkable
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision
 
-__all__ = ["AsyncBackend", "Backend"]
+__all__ = ["AsyncBackend", "AsyncRefundingBackend", "Backend", "RefundingBackend"]
 
 
 @runtime_checkable
@@ -53,4 +57,26 @@ class AsyncBackend(Protocol):
 
     async def aclose(self) -> None:
         """Release connections; idempotent."""
+        ...
+
+
+@runtime_checkable
+class RefundingBackend(Protocol):
+    """A synchronous store that can give cost back."""
+
+    def refund(self, algorithm: Algorithm, key: str, amount: int, now_us: int | None) -> Decision:
+        """Atomically apply ``algorithm.refund`` to ``key``'s state (never creating one), and
+        return the decision a peek of cost 1 gives right after, in the same step."""
+        ...
+
+
+@runtime_checkable
+class AsyncRefundingBackend(Protocol):
+    """An asyncio store that can give cost back; the twin of :class:`RefundingBackend`."""
+
+    async def arefund(
+        self, algorithm: Algorithm, key: str, amount: int, now_us: int | None
+    ) -> Decision:
+        """Atomically apply ``algorithm.refund`` to ``key``'s state (never creating one), and
+        return the decision a peek of cost 1 gives right after, in the same step."""
         ...

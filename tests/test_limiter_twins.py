@@ -21,7 +21,7 @@ def _body(function: object) -> str:
 
 
 def test_hit_and_peek_are_twins() -> None:
-    for name in ("hit", "peek", "reset"):
+    for name in ("hit", "peek", "refund", "reset"):
         assert _body(getattr(Limiter, name)) == _body(getattr(AsyncLimiter, name))
 
 

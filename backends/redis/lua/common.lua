@@ -16,6 +16,11 @@ A fragment `<kind>.lua` defines two local functions:
     request is admitted (by every limit of a policy) and consumes: store the new state and
     its TTL. Otherwise write nothing but, at most, a TTL on a key found without one.
 
+  <kind>_refund(key, now, amount, a, i)
+    Gives `amount` back to the state at `key` exactly as the algorithm's refund() does (never
+    creating a key): stores the new state with the TTL of its expiry, or deletes the key when
+    refund() leaves no state. The main then decides a peek of cost 1 on what it left.
+
 Numbers sent to Redis go through string.format('%d'): Lua's own number-to-string conversion
 (and Redis' for number arguments) can print a microsecond timestamp in exponent notation.
 ]]
