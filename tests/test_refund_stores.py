@@ -27,10 +27,10 @@ START = 1_700_000_000.0
 @pytest.mark.parametrize(
     ("algorithm", "pttl_ms"),
     [
-        # 10/s: 3 of 10 used after the refund, back in 0.3 s.
-        (TokenBucket("10/s"), 300),
-        (GCRA("10/s"), 300),
-        (LeakyBucket("10/s"), 300),
+        # 10/10s: 3 of 10 used after the refund, back in 3 s.
+        (TokenBucket("10/10s"), 3000),
+        (GCRA("10/10s"), 3000),
+        (LeakyBucket("10/10s"), 3000),
         # The window opened at 0 and ends at 10 s; the refund comes at 4 s.
         (FixedWindow("10/10s"), 6000),
         # One unit left, logged at 0 s: it counts until 10 s.

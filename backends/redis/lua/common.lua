@@ -25,11 +25,21 @@ Numbers sent to Redis go through string.format('%d'): Lua's own number-to-string
 (and Redis' for number arguments) can print a microsecond timestamp in exponent notation.
 ]]
 
--- A PX argument: `us` in milliseconds rounded up, at least 1 (PEXPIRE 0 would delete the key).
+-- The shortest TTL a write sets, in milliseconds: 1 (PEXPIRE 0 would delete the key), or
+-- CLIENT_CLOCK_MIN_PX when the limiter sends its own clock (the main sets it). TTLs are real
+-- time; a limiter's clock may be virtual (a simulation, a test, `limits-core verify`), where a
+-- few microseconds of a window may be left while the next call is milliseconds of real time
+-- away. TTLs only reclaim memory, so letting such a key outlive its use by under a second
+-- keeps the decisions those calls expect.
+local CLIENT_CLOCK_MIN_PX = 1000
+local min_px = 1
+
+-- A PX argument: `us` in milliseconds rounded up, at least `min_px`.
 -- `us / 1000` is exact enough: below 2**53 the quotient cannot round across an integer.
 local function px(us)
-  if us <= 1000 then return '1' end
-  return string.format('%d', math.ceil(us / 1000))
+  local ms = math.ceil(us / 1000)
+  if ms < min_px then ms = min_px end
+  return string.format('%d', ms)
 end
 
 -- Exact integer quotients of non-negative integers below 2**53: math.fmod is exact, so these

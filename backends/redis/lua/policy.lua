@@ -19,6 +19,8 @@ local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
   now = t[1] * 1000000 + t[2]
+else
+  min_px = CLIENT_CLOCK_MIN_PX
 end
 local cost = tonumber(ARGV[2])
 if ARGV[3] == '2' then
