@@ -111,9 +111,19 @@ class Timeline:
 
     fault_start: float
     fault_end: float
-    #: The longest the event loop came late to a timer during the run: time the process
-    #: itself waited for a CPU (the machine is shared), which adds to any call's latency.
-    loop_lag: float = 0.0
+    #: When the event loop came late to a 10 ms timer, and by how much: ``(time it woke,
+    #: lateness)``. That is time the process itself waited for a CPU (the machine is shared),
+    #: which adds to the latency of every call in flight, whatever the store does.
+    lags: tuple[tuple[float, float], ...] = ()
+
+    @property
+    def loop_lag(self) -> float:
+        """The longest single wait for a CPU."""
+        return max((lag for _, lag in self.lags), default=0.0)
+
+    def starved(self, start: float, end: float) -> float:
+        """How long the process waited for a CPU between ``start`` and ``end``."""
+        return sum(max(0.0, min(end, woke) - max(start, woke - lag)) for woke, lag in self.lags)
 
 
 # What the caller got from acheck (besides an exception escaping it, "raised:<type>").
@@ -191,6 +201,21 @@ class PolicyResult:
     def worst_latency(self) -> float:
         return max(r.latency for r in self.records)
 
+    def starved(self, record: CallRecord) -> float:
+        return self.timeline.starved(record.start, record.start + record.latency)
+
+    @property
+    def worst_wait(self) -> float:
+        """The worst latency less the time the process waited for a CPU meanwhile: the part
+        the store's timeouts must bound."""
+        return max(r.latency - self.starved(r) for r in self.records)
+
+    @property
+    def errors_while_starved(self) -> int:
+        """Store errors of calls that waited for a CPU longer than the timeout: a reply
+        that arrived while the process was descheduled is read after its timer fired."""
+        return sum(r.error is not None and self.starved(r) >= self.timeout for r in self.records)
+
     def healthy_slots_exist(self) -> bool:
         """At least one slot before and one after the fault, so the checks had material."""
         healthy = [s for s in self.slots() if self.healthy(s)]
@@ -229,7 +254,9 @@ class PolicyResult:
             "fallback_decisions": o[FALLBACK_ADMITTED] + o[FALLBACK_DENIED],
             "raised": {k: v for k, v in o.items() if k.startswith("raised:")},
             "worst_latency_s": round(self.worst_latency, 3),
+            "worst_wait_s": round(self.worst_wait, 3),
             "loop_lag_s": round(self.timeline.loop_lag, 3),
+            "errors_while_starved": self.errors_while_starved,
             "timeout_s": self.timeout,
             "limit_per_slot": self.limit,
             "slots": len(self.slots()),
@@ -313,13 +340,15 @@ async def run_fault(
         timeline.append(time.monotonic() - t0)
         stop_at = timeline[-1] + shape.after
 
-    lag = [0.0]
+    lags: list[tuple[float, float]] = []
 
     async def lag_probe() -> None:
         while True:
             before = time.monotonic()
             await asyncio.sleep(0.01)
-            lag[0] = max(lag[0], time.monotonic() - before - 0.01)
+            woke = time.monotonic()
+            if woke - before > 0.012:
+                lags.append((woke - t0, woke - before - 0.01))
 
     injector = asyncio.create_task(fault_schedule())
     prober = asyncio.create_task(lag_probe())
@@ -357,7 +386,7 @@ async def run_fault(
                 shape.limit,
                 configured_timeout,
                 done[policy],
-                Timeline(*timeline, loop_lag=lag[0]),
+                Timeline(*timeline, lags=tuple(lags)),
                 counted,
             )
         )

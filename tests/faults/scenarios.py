@@ -29,13 +29,13 @@ from tests.support.redis_servers import RedisProcess
 __all__ = ["SCENARIOS", "Scenario", "Servers", "pg_cluster", "servers"]
 
 #: Redis: seconds to wait for a reply, and for a connection.
-REDIS_TIMEOUT = 0.25
+REDIS_TIMEOUT = 0.5
 #: PostgreSQL: seconds to wait for a pool connection (and for connecting), and for a statement.
 PG_TIMEOUT = 0.5
 #: How long an outage lasts.
 OUTAGE = 1.0
 #: How long Redis stalls: longer than the worst wait the timeouts allow (see ``bound``).
-STALL = 2.0
+STALL = 3.0
 
 Run = Callable[["Servers"], Awaitable[list[PolicyResult]]]
 

@@ -34,8 +34,8 @@ async def test_fault_under_load(
         # Every store error is a typed limits-core error.
         assert set(result.errors) <= {"BackendUnavailable", "BackendError"}, figures
         # The configured timeouts bound the wait, even while the store stalls for longer
-        # (plus any time this process waited for a CPU, measured apart).
-        assert result.worst_latency <= scenario.bound + result.timeline.loop_lag, figures
+        # (not counting the time this process waited for a CPU, measured apart).
+        assert result.worst_wait <= scenario.bound, figures
         # While the store is healthy, nobody gets past the limit.
         assert result.healthy_slots_exist(), figures
         assert result.over_admission(healthy=True) == 0, figures
@@ -45,8 +45,8 @@ async def test_fault_under_load(
             assert result.lost_counts == 0, figures
         # The store served decisions again after the fault.
         assert result.decided_after_fault() > 0, figures
-        if scenario.no_errors:
-            assert not result.errors, figures
+        if scenario.no_errors:  # but a process descheduled past its timeout times out
+            assert sum(result.errors.values()) == result.errors_while_starved, figures
         else:
             assert result.errors, f"the fault caused no error at all: {figures}"
     # Each policy handled its failures its own way, and only that way.
