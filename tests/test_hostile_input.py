@@ -122,7 +122,9 @@ def hostile_programs(draw: st.DrawFn, algorithm: Algorithm) -> list[Op | tuple[s
     return draw(st.lists(op, max_size=25))
 
 
-@fixture_ok
+# Each example opens a backend (a pool, on PostgreSQL): bounded apart from the profile so the
+# CI run stays short.
+@settings(fixture_ok, max_examples=min(60, settings.default.max_examples))
 @given(data=st.data())
 def test_garbage_is_refused_and_leaves_the_state_as_the_model_says(
     make_limiter: MakeLimiter, algorithm: Algorithm, data: st.DataObject
