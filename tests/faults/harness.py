@@ -18,6 +18,11 @@ exact, with no clock alignment to guess:
   ``admitted <= counted <= admitted + failed``; anything above is a request counted twice.
   Below is a *lost* count: state the store forgot (a Redis killed without persistence).
 
+A process starved of CPU (the machine is shared) sees calls time out that the store answered
+in time. The harness measures that wait (a 10 ms timer beside the calls), sets it apart from
+each call's latency, and waits, before injecting the fault and before ending the run, for a
+slot the store decided whole, so the checks always have healthy slots to look at.
+
 The harness knows the backends only through :class:`~limits_core.AsyncLimiter` and
 :class:`~limits_core.gate.Gate` (and a pass-through wrapper that notes the type of each store
 error), so it keeps working whatever a backend does inside.
@@ -55,6 +60,8 @@ POLICIES = ("open", "closed", "fallback")
 
 #: A slot's counter must outlive the run: a window far longer than any run.
 _WINDOW = 30 * 86_400.0
+#: How long a run may wait, before and after the fault, for a slot that no call failed in.
+_PATIENCE = 10.0
 
 _last_error: contextvars.ContextVar[str | None] = contextvars.ContextVar("last_error", default=None)
 
@@ -151,7 +158,13 @@ class PolicyResult:
     def __post_init__(self) -> None:
         self.outcomes = Counter(r.outcome for r in self.records)
         self.errors = Counter(r.error for r in self.records if r.error is not None)
-        ends = [r.start + r.latency for r in self.records if r.error is not None]
+        # The fault lasts until its last error, except errors of calls that waited for a CPU
+        # longer than the timeout: those say the process was starved, not the store.
+        ends = [
+            r.start + r.latency
+            for r in self.records
+            if r.error is not None and self.starved(r) < self.timeout
+        ]
         self.unhealthy = (self.timeline.fault_start, max([self.timeline.fault_end, *ends]))
 
     # -- per slot -------------------------------------------------------------------------
@@ -164,10 +177,12 @@ class PolicyResult:
         return min(r.start for r in calls), max(r.start + r.latency for r in calls)
 
     def healthy(self, slot: int) -> bool:
-        """True when every call of ``slot`` began and ended outside the fault."""
+        """True when every call of ``slot`` began and ended outside the fault, and got its
+        decision from the store."""
         first, last = self.slot_span(slot)
         low, high = self.unhealthy
-        return last < low or first > high
+        clean = not any(r.slot == slot and r.error is not None for r in self.records)
+        return clean and (last < low or first > high)
 
     def _count(self, slot: int, outcomes: frozenset[str]) -> int:
         return sum(r.slot == slot and r.outcome in outcomes for r in self.records)
@@ -269,10 +284,6 @@ class PolicyResult:
         }
 
 
-def _fallback(algorithm: Algorithm) -> AsyncLimiter:
-    return AsyncLimiter(algorithm, MemoryBackend())
-
-
 def _slot_view(slot: int) -> RequestView:
     return RequestView("GET", f"/slot/{slot}")
 
@@ -319,28 +330,79 @@ async def run_fault(
     ``name``; ``configured_timeout`` is the store's timeout, reported next to the worst latency.
     """
     algorithm = FixedWindow(Rate(shape.limit, _WINDOW))
-    backends = {policy: make_backend(policy) for policy in POLICIES}
-    limiters = {p: AsyncLimiter(algorithm, ErrorTap(b)) for p, b in backends.items()}
-    policies: dict[str, OnError] = {"open": "open", "closed": "closed"}
-    policies["fallback"] = _fallback(algorithm)
+    limiters = {p: AsyncLimiter(algorithm, ErrorTap(make_backend(p))) for p in POLICIES}
+    fallback = AsyncLimiter(algorithm, MemoryBackend())
+    policies: dict[str, OnError] = {"open": "open", "closed": "closed", "fallback": fallback}
     gates = {p: Gate(limiters[p], key=_slot_key, on_error=policies[p]) for p in POLICIES}
-    for limiter in limiters.values():  # connect (and create any schema) before the clock runs
-        await limiter.peek("warm-up")
+    try:
+        for limiter in limiters.values():  # connect (and create any schema) before the run
+            await limiter.peek("warm-up")
+        done, timeline = await _load(gates, inject, shape)
+        results = []
+        for policy in POLICIES:
+            slots = sorted({r.slot for r in done[policy]})
+            counted = {s: await _counted(limiters[policy], s, shape.limit) for s in slots}
+            result = PolicyResult(fault, policy, shape.limit, configured_timeout, done[policy],
+                                  timeline, counted)  # fmt: skip
+            results.append(result)
+        return results
+    finally:
+        for limiter in (*limiters.values(), fallback):
+            await limiter.aclose()
 
-    records: dict[str, list[asyncio.Task[CallRecord]]] = {p: [] for p in POLICIES}
+
+async def _load(
+    gates: dict[str, Gate[AsyncLimiter]], inject: Callable[[], Awaitable[None]], shape: LoadShape
+) -> tuple[dict[str, list[CallRecord]], Timeline]:
+    """The open-loop load and the fault, as :func:`run_fault` describes them."""
+    tasks: dict[str, list[asyncio.Task[CallRecord]]] = {p: [] for p in gates}
+    by_slot: dict[int, list[asyncio.Task[CallRecord]]] = {}
     t0 = time.monotonic()
     stop_at: float | None = None
-    timeline: list[float] = []
+    marks: list[float] = []
+    lags: list[tuple[float, float]] = []
+
+    def now() -> float:
+        return time.monotonic() - t0
+
+    def clean_slot(after: float) -> bool:
+        """Some slot scheduled wholly after ``after`` (and before the current one) is over,
+        and the store decided every call of it."""
+        current = int(now() // shape.slot_seconds)
+        return any(
+            after <= slot * shape.slot_seconds
+            and slot < current
+            and all(t.done() and t.exception() is None and t.result().error is None for t in ts)
+            for slot, ts in by_slot.items()
+        )
+
+    def last_error() -> float:
+        ends = [
+            r.start + r.latency
+            for ts in tasks.values()
+            for t in ts
+            if t.done() and t.exception() is None and (r := t.result()).error is not None
+        ]
+        return max(ends, default=0.0)
+
+    async def wait_for_clean_slot(after: Callable[[], float]) -> None:
+        # A process starved of CPU times out calls the store answered: then wait (a while)
+        # for a slot the store decided whole, so that the checks have material.
+        for _ in range(int(_PATIENCE / 0.1)):
+            if clean_slot(after()):
+                return
+            await asyncio.sleep(0.1)
 
     async def fault_schedule() -> None:
         nonlocal stop_at
         await asyncio.sleep(shape.before)
-        timeline.append(time.monotonic() - t0)
+        await wait_for_clean_slot(lambda: 0.0)
+        marks.append(now())
         await inject()
-        timeline.append(time.monotonic() - t0)
-        stop_at = timeline[-1] + shape.after
-
-    lags: list[tuple[float, float]] = []
+        marks.append(now())
+        await asyncio.sleep(shape.after)
+        await wait_for_clean_slot(lambda: max(marks[-1], last_error()))
+        stop_at = now()
 
     async def lag_probe() -> None:
         while True:
@@ -359,41 +421,26 @@ async def run_fault(
     try:
         n = 0
         while stop_at is None or n / shape.rate < stop_at:
+            if injector.done():
+                injector.result()  # a fault that failed to inject fails the run now
             due = n / shape.rate
             delay = t0 + due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             slot = int(due // shape.slot_seconds)
-            for policy in POLICIES:
-                records[policy].append(asyncio.create_task(_call(gates[policy], slot, t0)))
+            for policy, gate in gates.items():
+                task = asyncio.create_task(_call(gate, slot, t0))
+                tasks[policy].append(task)
+                by_slot.setdefault(slot, []).append(task)
             n += 1
-        await injector
-        done = {p: [await task for task in tasks] for p, tasks in records.items()}
+        done = {p: [await task for task in ts] for p, ts in tasks.items()}
     finally:
         gate_logger.setLevel(level)
-        prober.cancel()
-        if not injector.done():
-            injector.cancel()
-
-    results = []
-    for policy in POLICIES:
-        slots = sorted({r.slot for r in done[policy]})
-        counted = {s: await _counted(limiters[policy], s, shape.limit) for s in slots}
-        results.append(
-            PolicyResult(
-                fault,
-                policy,
-                shape.limit,
-                configured_timeout,
-                done[policy],
-                Timeline(*timeline, lags=tuple(lags)),
-                counted,
-            )
-        )
-    for limiter in (*limiters.values(), policies["fallback"]):
-        assert isinstance(limiter, AsyncLimiter)
-        await limiter.aclose()
-    return results
+        everything = [injector, prober, *(t for ts in tasks.values() for t in ts)]
+        for task in everything:
+            task.cancel()
+        await asyncio.gather(*everything, return_exceptions=True)
+    return done, Timeline(marks[0], marks[1], lags=tuple(lags))
 
 
 async def _counted(limiter: AsyncLimiter, slot: int, limit: int) -> int:
