@@ -5,6 +5,10 @@ A backend makes an algorithm's pure ``step`` atomic on its store, in one round t
 decision. The limiter validates keys and costs before calling it, and passes ``now_us=None``
 when the store should use its own clock (Redis ``TIME``, PostgreSQL ``clock_timestamp()``).
 
+Giving cost back (:meth:`Limiter.refund <limits_core.Limiter.refund>`) is optional: a backend
+that supports it also implements :class:`RefundingBackend` (``refund``) or
+:class:`AsyncRefundingBackend` (``arefund``).
+
 Deciding many requests at once is optional: a backend that also implements
 :class:`BatchBackend` (:class:`AsyncBatchBackend`) serves ``hit_many`` in one round trip;
 for any other, the limiter decides the requests one by one.
@@ -18,7 +22,14 @@ from typing import Protocol, runtime_checkable
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision
 
-__all__ = ["AsyncBackend", "AsyncBatchBackend", "Backend", "BatchBackend"]
+__all__ = [
+    "AsyncBackend",
+    "AsyncBatchBackend",
+    "AsyncRefundingBackend",
+    "Backend",
+    "BatchBackend",
+    "RefundingBackend",
+]
 
 
 @runtime_checkable
@@ -78,6 +89,16 @@ class BatchBackend(Protocol):
 
 
 @runtime_checkable
+class RefundingBackend(Protocol):
+    """A synchronous store that can give cost back."""
+
+    def refund(self, algorithm: Algorithm, key: str, amount: int, now_us: int | None) -> Decision:
+        """Atomically apply ``algorithm.refund`` to ``key``'s state (never creating one), and
+        return the decision a peek of cost 1 gives right after, in the same step."""
+        ...
+
+
+@runtime_checkable
 class AsyncBatchBackend(Protocol):
     """What an asyncio backend adds, optionally, to decide many requests at once."""
 
@@ -89,4 +110,16 @@ class AsyncBatchBackend(Protocol):
         consume: bool,
     ) -> list[Decision]:
         """Decide ``(key, cost)`` requests in order, as :meth:`BatchBackend.decide_many`."""
+        ...
+
+
+@runtime_checkable
+class AsyncRefundingBackend(Protocol):
+    """An asyncio store that can give cost back; the twin of :class:`RefundingBackend`."""
+
+    async def arefund(
+        self, algorithm: Algorithm, key: str, amount: int, now_us: int | None
+    ) -> Decision:
+        """Atomically apply ``algorithm.refund`` to ``key``'s state (never creating one), and
+        return the decision a peek of cost 1 gives right after, in the same step."""
         ...

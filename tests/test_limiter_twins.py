@@ -22,7 +22,7 @@ def _body(function: object) -> str:
 
 
 def test_hit_and_peek_are_twins() -> None:
-    for name in ("hit", "peek", "reset", "hit_many"):
+    for name in ("hit", "peek", "refund", "reset", "hit_many"):
         assert _body(getattr(Limiter, name)) == _body(getattr(AsyncLimiter, name))
 
 

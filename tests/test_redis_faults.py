@@ -17,7 +17,7 @@ from backends.redis import AsyncRedisBackend, RedisBackend
 from limits_core import AsyncLimiter, BackendUnavailable, Limiter, Rate
 from tests.support.redis_servers import RedisProcess
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.faults]
 
 LIMIT = 1000
 ALGORITHM = FixedWindow(Rate(LIMIT, 3600.0))

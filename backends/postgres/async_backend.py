@@ -202,6 +202,17 @@ class AsyncPostgresBackend:
                 self._gate.leave()
         return decode(reply, call.limit)
 
+    async def arefund(
+        self, algorithm: Algorithm, key: str, amount: int, now_us: int | None
+    ) -> Decision:
+        """Give ``amount`` back to ``key`` in one function call (see
+        :meth:`AsyncLimiter.refund <limits_core.AsyncLimiter.refund>`)."""
+        call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
+        reply = await self._execute(
+            call.refund_sql, call.key_prefix + key, amount, now_us, *call.args
+        )
+        return decode(reply, call.limit)
+
     async def areset(self, algorithm: Algorithm, key: str) -> None:
         call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
         await self._execute(self._statements.reset, call.key_prefix + key)

@@ -62,6 +62,8 @@ _FUNCTIONS = (
     "leaky_bucket",
 )
 _DDL_FILES = ("schema.sql", *(f"{name}.sql" for name in _FUNCTIONS))
+#: The refund functions, each defined in its algorithm's file, after the deciding one.
+_REFUNDS = tuple(f"{name}_refund" for name in _FUNCTIONS if name != "purge_expired")
 
 #: First half of the advisory lock key taken while creating the schema (the second half is a
 #: CRC of the table's qualified name): "lcdb" in ASCII.
@@ -127,7 +129,7 @@ class Layout:
             "table": self.qualified_table,
             "index": _quote(f"{self.table}_expires_at_idx"),
             "unlogged": "UNLOGGED " if self.unlogged else "",
-            **{name: self.function(name) for name in _FUNCTIONS},
+            **{name: self.function(name) for name in (*_FUNCTIONS, *_REFUNDS)},
         }
         return _PLACEHOLDER.sub(lambda match: names[match.group(1)], text)
 
@@ -161,7 +163,9 @@ class Layout:
     def drop_ddl(self) -> str:
         """Statements that remove the table and its functions (the schema itself stays)."""
         lines = [f"DROP TABLE IF EXISTS {self.qualified_table};"]
-        lines += [f"DROP FUNCTION IF EXISTS {self.function(name)};" for name in _FUNCTIONS]
+        lines += [
+            f"DROP FUNCTION IF EXISTS {self.function(name)};" for name in (*_FUNCTIONS, *_REFUNDS)
+        ]
         return "\n".join(lines) + "\n"
 
     def statements(self) -> Statements:
@@ -177,6 +181,14 @@ class Layout:
         types = ("text", "bigint", "bigint", "boolean", *("bigint",) * parameters)
         args = ", ".join(f"${i}::{t}" for i, t in enumerate(types, 1))
         return f"SELECT {self.function(kind)}({args})"
+
+    def refund_call(self, kind: str, parameters: int) -> str:
+        """The statement giving cost back for algorithm ``kind``: ``$1`` key, ``$2`` amount,
+        ``$3`` now (or NULL), then the algorithm's ``parameters``; it returns what a peek of
+        cost 1 returns right after, as :meth:`call` does."""
+        types = ("text", "bigint", "bigint", *("bigint",) * parameters)
+        args = ", ".join(f"${i}::{t}" for i, t in enumerate(types, 1))
+        return f"SELECT {self.function(kind + '_refund')}({args})"
 
 
 class Statements:
@@ -200,10 +212,12 @@ class Call:
 
     A decision sends ``sql`` with ``(key_prefix + key, cost, now_us, consume, *args)`` and gets
     back one value, the array ``[allowed (1 or 0), remaining, reset_after_us, retry_after_us]``,
-    which :func:`decode` turns into a Decision.
+    which :func:`decode` turns into a Decision. A refund sends ``refund_sql`` with
+    ``(key_prefix + key, amount, now_us, *args)`` and gets back the same.
     """
 
     sql: str
+    refund_sql: str
     key_prefix: str
     args: tuple[int, ...]
     limit: int
@@ -275,6 +289,7 @@ def plan(algorithm: Algorithm, statements: Statements, prefix: str) -> Call:
     args = encode(algorithm)
     return Call(
         sql=statements.layout.call(algorithm.kind, len(args)),
+        refund_sql=statements.layout.refund_call(algorithm.kind, len(args)),
         key_prefix=f"{prefix}{algorithm.namespace}:",
         args=args,
         limit=algorithm.limit,

@@ -274,6 +274,26 @@ class AsyncRedisBackend(RedisBackendBase):
                 f"Timeout reading from {connection.host}:{connection.port}"
             ) from None
 
+    async def arefund(
+        self, algorithm: Algorithm, key: str, amount: int, now_us: int | None
+    ) -> Decision:
+        """Give ``amount`` back to ``key`` in one script call (see :meth:`AsyncLimiter.refund
+        <limits_core.AsyncLimiter.refund>`)."""
+        plan = self._plan(algorithm)
+        command = plan.refund_command(key, now_us, amount)
+        try:
+            if not self._ready:
+                await self._initialize()
+            async with self._slots:
+                try:
+                    reply = await self._send(command)
+                except self._noscript:
+                    # As in adecide(): Redis ran nothing, so the script is sent whole once.
+                    reply = await self._send(("EVAL", plan.script.source, *command[2:]))
+        except self._caught as exc:
+            raise self._translate(exc, self._address) from exc
+        return plan.decode(reply)
+
     async def areset(self, algorithm: Algorithm, key: str) -> None:
         plan = self._plan(algorithm)
         try:

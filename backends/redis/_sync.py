@@ -184,6 +184,21 @@ class RedisBackend(RedisBackendBase):
         finally:
             pool.release(connection)
 
+    def refund(self, algorithm: Algorithm, key: str, amount: int, now_us: int | None) -> Decision:
+        """Give ``amount`` back to ``key`` in one script call (see :meth:`Limiter.refund
+        <limits_core.Limiter.refund>`)."""
+        plan = self._plan(algorithm)
+        command = plan.refund_command(key, now_us, amount)
+        try:
+            try:
+                reply = self._send(command)
+            except self._noscript:
+                # As in decide(): Redis ran nothing, so the script is sent whole once.
+                reply = self._send(("EVAL", plan.script.source, *command[2:]))
+        except self._caught as exc:
+            raise self._translate(exc, self._address) from exc
+        return plan.decode(reply)
+
     def reset(self, algorithm: Algorithm, key: str) -> None:
         plan = self._plan(algorithm)
         try:
