@@ -6,15 +6,18 @@ only in the one call they make to their backend.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, TypeVar, cast
 
 from limits_core.algorithm import Algorithm
-from limits_core.backend import AsyncBackend, Backend
+from limits_core.backend import AsyncBackend, AsyncLeaseBackend, Backend, LeaseBackend
 from limits_core.clock import Clock
 from limits_core.decision import Decision
-from limits_core.errors import ConfigurationError
+from limits_core.errors import ConfigurationError, RateLimitExceeded
+from limits_core.lease import Lease, LeaseAlgorithm
 from limits_core.policy import Policy
 from limits_core.validation import MAX_KEY_BYTES as _MAX
 from limits_core.validation import check_cost, check_key
@@ -27,8 +30,26 @@ __all__ = ["AsyncLimiter", "Limiter"]
 # rest. The four copies are kept identical by tests/test_limiter_twins.py.
 
 
+_Decide = TypeVar("_Decide", bound=Callable[..., Any])
+
+
+def _peek_only(algorithm: Algorithm, decide: _Decide) -> _Decide:
+    """``decide`` for a lease algorithm: peeks pass, hits are refused before any I/O."""
+
+    def peek(algorithm_: Algorithm, key: str, cost: int, now_us: int | None, consume: bool) -> Any:
+        if consume:
+            raise ConfigurationError(
+                f"{algorithm!r} is a concurrency limit: a hit would hold an anonymous slot "
+                "until its lease_ttl; use acquire() and release(), or `with limiter.lease(key):`"
+            )
+        return decide(algorithm_, key, cost, now_us, consume)
+
+    return cast(_Decide, peek)
+
+
 class _LimiterBase:
-    __slots__ = ("_algorithm", "_clock", "_max_cost")
+    # _leases: whether acquire / release / lease apply (a LeaseAlgorithm).
+    __slots__ = ("_algorithm", "_clock", "_leases", "_max_cost")
 
     def __init__(self, algorithm: Algorithm | Sequence[Algorithm], clock: Clock | None) -> None:
         if isinstance(algorithm, list | tuple):
@@ -42,6 +63,7 @@ class _LimiterBase:
         # A cost above the limit is denied whatever the state; sending limit + 1 instead keeps
         # huge integers away from drivers and stores (Lua doubles, bigint columns).
         self._max_cost = algorithm.limit + 1
+        self._leases = isinstance(algorithm, LeaseAlgorithm)
 
     @property
     def algorithm(self) -> Algorithm:
@@ -57,6 +79,34 @@ class _LimiterBase:
         """The full checks, for whatever the fast path of hit/peek did not accept."""
         check_key(key)
         return key, min(check_cost(cost), self._max_cost)
+
+    def _check_lease_backend(self, backend: object, protocol: type) -> None:
+        if self._leases and not isinstance(backend, protocol):
+            raise ConfigurationError(f"{backend!r} cannot hold the leases of {self._algorithm!r}")
+
+    def _new_lease(self, key: str, cost: int) -> tuple[str, int, int, int | None]:
+        """``(key, cost, lease id, now_us)`` for an acquire, after the checks."""
+        if not self._leases:
+            raise ConfigurationError(
+                f"{self._algorithm!r} is consumed by hits; acquire and release are for "
+                "algorithms.Concurrency"
+            )
+        key, cost = self._checked(key, cost)
+        clock = self._clock
+        # 63 bits: an id fits a signed 64-bit integer (PostgreSQL's bigint).
+        return key, cost, secrets.randbits(63), None if clock is None else clock.now_us()
+
+    def _held(self, lease: Lease) -> bool:
+        """Whether releasing ``lease`` needs a round trip (a denied lease holds nothing)."""
+        if not isinstance(lease, Lease):
+            raise ConfigurationError(f"not a Lease: {lease!r}")
+        if not self._leases:
+            raise ConfigurationError(f"{self._algorithm!r} holds no leases")
+        return lease.decision.allowed
+
+    def _now_us(self) -> int | None:
+        clock = self._clock
+        return None if clock is None else clock.now_us()
 
 
 class Limiter(_LimiterBase):
@@ -86,6 +136,9 @@ class Limiter(_LimiterBase):
             raise ConfigurationError(f"not a synchronous backend: {backend!r}")
         self._backend = backend
         self._decide = backend.decide
+        if self._leases:
+            self._check_lease_backend(backend, LeaseBackend)
+            self._decide = _peek_only(self._algorithm, self._decide)
 
     @property
     def backend(self) -> Backend:
@@ -116,6 +169,37 @@ class Limiter(_LimiterBase):
     def reset(self, key: str) -> None:
         """Forget everything stored for ``key``: its full limit is available again."""
         self._backend.reset(self._algorithm, check_key(key))
+
+    def acquire(self, key: str, cost: int = 1) -> Lease:
+        """Take a lease of ``cost`` on ``key`` from a concurrency limit if it fits now.
+
+        The returned :class:`~limits_core.Lease` holds ``cost`` until :meth:`release` or its
+        ``lease_ttl`` runs out; when ``lease.allowed`` is False it holds nothing.
+        """
+        key, cost, lease_id, now_us = self._new_lease(key, cost)
+        backend = cast(LeaseBackend, self._backend)
+        decision = backend.acquire(self._algorithm, key, lease_id, cost, now_us)
+        return Lease(key, lease_id, cost, decision)
+
+    def release(self, lease: Lease) -> bool:
+        """Give ``lease`` back; idempotent. False when it held nothing any more (denied,
+        already released, or expired)."""
+        if not self._held(lease):
+            return False
+        backend = cast(LeaseBackend, self._backend)
+        return backend.release(self._algorithm, lease.key, lease.id, self._now_us())
+
+    @contextmanager
+    def lease(self, key: str, cost: int = 1) -> Iterator[Lease]:
+        """``with limiter.lease(key):`` holds a lease for the block and releases it on exit,
+        exceptions included; raises :class:`~limits_core.RateLimitExceeded` when denied."""
+        lease = self.acquire(key, cost)
+        if not lease.allowed:
+            raise RateLimitExceeded(lease.decision)
+        try:
+            yield lease
+        finally:
+            self.release(lease)
 
     def close(self) -> None:
         """Close the backend."""
@@ -151,6 +235,9 @@ class AsyncLimiter(_LimiterBase):
             raise ConfigurationError(f"not an asyncio backend: {backend!r}")
         self._backend = backend
         self._decide = backend.adecide
+        if self._leases:
+            self._check_lease_backend(backend, AsyncLeaseBackend)
+            self._decide = _peek_only(self._algorithm, self._decide)
 
     @property
     def backend(self) -> AsyncBackend:
@@ -181,6 +268,38 @@ class AsyncLimiter(_LimiterBase):
     async def reset(self, key: str) -> None:
         """Forget everything stored for ``key``: its full limit is available again."""
         await self._backend.areset(self._algorithm, check_key(key))
+
+    async def acquire(self, key: str, cost: int = 1) -> Lease:
+        """Take a lease of ``cost`` on ``key`` from a concurrency limit if it fits now.
+
+        The returned :class:`~limits_core.Lease` holds ``cost`` until :meth:`release` or its
+        ``lease_ttl`` runs out; when ``lease.allowed`` is False it holds nothing.
+        """
+        key, cost, lease_id, now_us = self._new_lease(key, cost)
+        backend = cast(AsyncLeaseBackend, self._backend)
+        decision = await backend.aacquire(self._algorithm, key, lease_id, cost, now_us)
+        return Lease(key, lease_id, cost, decision)
+
+    async def release(self, lease: Lease) -> bool:
+        """Give ``lease`` back; idempotent. False when it held nothing any more (denied,
+        already released, or expired)."""
+        if not self._held(lease):
+            return False
+        backend = cast(AsyncLeaseBackend, self._backend)
+        return await backend.arelease(self._algorithm, lease.key, lease.id, self._now_us())
+
+    @asynccontextmanager
+    async def lease(self, key: str, cost: int = 1) -> AsyncIterator[Lease]:
+        """``async with limiter.lease(key):`` holds a lease for the block and releases it on
+        exit, exceptions included; raises :class:`~limits_core.RateLimitExceeded` when
+        denied."""
+        lease = await self.acquire(key, cost)
+        if not lease.allowed:
+            raise RateLimitExceeded(lease.decision)
+        try:
+            yield lease
+        finally:
+            await self.release(lease)
 
     async def aclose(self) -> None:
         """Close the backend."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from backends.redis._base import RedisBackendBase, pool_size
 from backends.redis._plan import DEFAULT_PREFIX
+from backends.redis._scripts import LuaScript
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision
 
@@ -136,6 +137,33 @@ class AsyncRedisBackend(RedisBackendBase):
         except self._caught as exc:
             raise self._translate(exc, self._address) from exc
         return plan.decode(reply)
+
+    async def aacquire(
+        self, algorithm: Algorithm, key: str, lease_id: int, cost: int, now_us: int | None
+    ) -> Decision:
+        plan = self._lease_plan(algorithm)
+        reply = await self._run(plan.script, plan.acquire(key, now_us, lease_id, cost))
+        return plan.decode(reply)
+
+    async def arelease(
+        self, algorithm: Algorithm, key: str, lease_id: int, now_us: int | None
+    ) -> bool:
+        plan = self._lease_plan(algorithm)
+        reply = await self._run(plan.script, plan.release(key, now_us, lease_id))
+        return bool(reply[0] == 1)
+
+    async def _run(self, script: LuaScript, command: tuple[Any, ...]) -> Any:
+        """``command``'s reply, with the fallbacks and error translation of :meth:`adecide`."""
+        try:
+            if not self._ready:
+                await self._initialize()
+            async with self._slots:
+                try:
+                    return await self._send(command)
+                except self._noscript:
+                    return await self._send(("EVAL", script.source, *command[2:]))
+        except self._caught as exc:
+            raise self._translate(exc, self._address) from exc
 
     async def areset(self, algorithm: Algorithm, key: str) -> None:
         plan = self._plan(algorithm)

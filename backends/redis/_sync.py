@@ -7,6 +7,7 @@ from typing import Any
 
 from backends.redis._base import RedisBackendBase
 from backends.redis._plan import DEFAULT_PREFIX
+from backends.redis._scripts import LuaScript
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision
 
@@ -111,6 +112,26 @@ class RedisBackend(RedisBackendBase):
         except self._caught as exc:
             raise self._translate(exc, self._address) from exc
         return plan.decode(reply)
+
+    def acquire(
+        self, algorithm: Algorithm, key: str, lease_id: int, cost: int, now_us: int | None
+    ) -> Decision:
+        plan = self._lease_plan(algorithm)
+        return plan.decode(self._run(plan.script, plan.acquire(key, now_us, lease_id, cost)))
+
+    def release(self, algorithm: Algorithm, key: str, lease_id: int, now_us: int | None) -> bool:
+        plan = self._lease_plan(algorithm)
+        return bool(self._run(plan.script, plan.release(key, now_us, lease_id))[0] == 1)
+
+    def _run(self, script: LuaScript, command: tuple[Any, ...]) -> Any:
+        """``command``'s reply, with the fallbacks and error translation of :meth:`decide`."""
+        try:
+            try:
+                return self._send(command)
+            except self._noscript:
+                return self._send(("EVAL", script.source, *command[2:]))
+        except self._caught as exc:
+            raise self._translate(exc, self._address) from exc
 
     def reset(self, algorithm: Algorithm, key: str) -> None:
         plan = self._plan(algorithm)
