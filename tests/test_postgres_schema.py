@@ -27,6 +27,8 @@ FUNCTIONS = (
     "gcra",
     "leaky_bucket",
     "purge_expired",
+    "concurrency",
+    "concurrency_release",
 )
 
 BAD_NAMES = ["", "A", "Users", "a-b", 'a"b', "a;drop table x", "1abc", "x" * 41, "é", " a", None, 7]
