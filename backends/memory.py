@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from time import time_ns as _time_ns
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from limits_core.algorithm import Algorithm
 from limits_core.clock import Clock, SystemClock
@@ -211,6 +211,8 @@ class MemoryBackend:
 
 
 def _lease_algorithm(algorithm: Algorithm) -> LeaseAlgorithm:
-    if not isinstance(algorithm, LeaseAlgorithm):
+    # Not isinstance(algorithm, LeaseAlgorithm): a runtime protocol check costs more than
+    # the whole operation.
+    if not callable(getattr(algorithm, "release", None)):
         raise ConfigurationError(f"{algorithm!r} holds no leases")
-    return algorithm
+    return cast(LeaseAlgorithm, algorithm)
