@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
@@ -16,7 +16,7 @@ from limits_core.algorithm import Algorithm
 from limits_core.backend import AsyncBackend, AsyncLeaseBackend, Backend, LeaseBackend
 from limits_core.clock import Clock
 from limits_core.decision import Decision
-from limits_core.errors import ConfigurationError, RateLimitExceeded
+from limits_core.errors import BackendError, ConfigurationError, RateLimitExceeded
 from limits_core.lease import Lease, LeaseAlgorithm
 from limits_core.policy import Policy
 from limits_core.validation import MAX_KEY_BYTES as _MAX
@@ -192,14 +192,22 @@ class Limiter(_LimiterBase):
     @contextmanager
     def lease(self, key: str, cost: int = 1) -> Iterator[Lease]:
         """``with limiter.lease(key):`` holds a lease for the block and releases it on exit,
-        exceptions included; raises :class:`~limits_core.RateLimitExceeded` when denied."""
+        exceptions included; raises :class:`~limits_core.RateLimitExceeded` when denied.
+
+        When the block raises, a store error while releasing is not raised over it (the lease
+        then expires after ``lease_ttl``)."""
         lease = self.acquire(key, cost)
         if not lease.allowed:
             raise RateLimitExceeded(lease.decision)
         try:
             yield lease
-        finally:
-            self.release(lease)
+        except BaseException:
+            # The block's own error matters more than a store failing to take the lease
+            # back, which then expires by itself after lease_ttl.
+            with suppress(BackendError):
+                self.release(lease)
+            raise
+        self.release(lease)
 
     def close(self) -> None:
         """Close the backend."""
@@ -292,14 +300,22 @@ class AsyncLimiter(_LimiterBase):
     async def lease(self, key: str, cost: int = 1) -> AsyncIterator[Lease]:
         """``async with limiter.lease(key):`` holds a lease for the block and releases it on
         exit, exceptions included; raises :class:`~limits_core.RateLimitExceeded` when
-        denied."""
+        denied.
+
+        When the block raises, a store error while releasing is not raised over it (the lease
+        then expires after ``lease_ttl``)."""
         lease = await self.acquire(key, cost)
         if not lease.allowed:
             raise RateLimitExceeded(lease.decision)
         try:
             yield lease
-        finally:
-            await self.release(lease)
+        except BaseException:
+            # The block's own error matters more than a store failing to take the lease
+            # back, which then expires by itself after lease_ttl.
+            with suppress(BackendError):
+                await self.release(lease)
+            raise
+        await self.release(lease)
 
     async def aclose(self) -> None:
         """Close the backend."""

@@ -464,3 +464,29 @@ def test_a_table_from_before_leases_gains_its_column(postgres_dsn: str, pg_table
     backend = PostgresBackend(postgres_dsn, table=pg_table)
     with Limiter(Concurrency(1), backend) as limiter:
         assert limiter.release(limiter.acquire("k"))
+
+
+@pytest.mark.redis
+def test_a_store_failing_at_release_does_not_hide_the_blocks_error(tmp_path: Any) -> None:
+    from backends.redis import RedisBackend
+    from limits_core import BackendUnavailable
+    from tests.support.redis_servers import RedisProcess, require_binary
+
+    require_binary()
+    server = RedisProcess(tmp_path)
+    server.start()
+    try:
+        limiter = Limiter(Concurrency(1), RedisBackend(server.url, socket_timeout=0.5))
+
+        def fail_while_the_store_is_down() -> None:
+            server.stop()
+            raise ZeroDivisionError
+
+        with pytest.raises(ZeroDivisionError), limiter.lease("k"):
+            fail_while_the_store_is_down()
+        # Without an error of its own, the block reports the failed release.
+        server.start()
+        with pytest.raises(BackendUnavailable), limiter.lease("other"):
+            server.stop()
+    finally:
+        server.stop()
