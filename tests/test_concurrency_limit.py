@@ -475,8 +475,8 @@ def test_a_store_failing_at_release_does_not_hide_the_blocks_error(tmp_path: Any
     require_binary()
     server = RedisProcess(tmp_path)
     server.start()
+    limiter = Limiter(Concurrency(1), RedisBackend(server.url, socket_timeout=0.5))
     try:
-        limiter = Limiter(Concurrency(1), RedisBackend(server.url, socket_timeout=0.5))
 
         def fail_while_the_store_is_down() -> None:
             server.stop()
@@ -489,4 +489,5 @@ def test_a_store_failing_at_release_does_not_hide_the_blocks_error(tmp_path: Any
         with pytest.raises(BackendUnavailable), limiter.lease("other"):
             server.stop()
     finally:
+        limiter.close()
         server.stop()
