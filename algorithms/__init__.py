@@ -6,6 +6,7 @@ reference model every backend must agree with.
 
 from collections.abc import Callable
 
+from algorithms.concurrency import Concurrency
 from algorithms.fixed_window import FixedWindow
 from algorithms.gcra import GCRA
 from algorithms.leaky_bucket import LeakyBucket
@@ -19,6 +20,7 @@ __all__ = [
     "ALGORITHMS",
     "GCRA",
     "Algorithm",
+    "Concurrency",
     "FixedWindow",
     "LeakyBucket",
     "SlidingLog",
@@ -28,7 +30,8 @@ __all__ = [
 
 #: Every algorithm by its ``kind``, as a constructor taking a rate (the command line's
 #: ``--algorithm NAME``). A new algorithm adds one line here; its other parameters take their
-#: defaults when built from a rate alone.
+#: defaults when built from a rate alone. :class:`Concurrency` is not here: it limits work in
+#: flight rather than a rate, and takes leases (``acquire``/``release``) instead of hits.
 ALGORITHMS: dict[str, Callable[[Rate | str], Algorithm]] = {
     "fixed_window": FixedWindow,
     "sliding_log": SlidingLog,

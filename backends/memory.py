@@ -12,12 +12,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from time import time_ns as _time_ns
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from limits_core.algorithm import Algorithm
 from limits_core.clock import Clock, SystemClock
 from limits_core.decision import Decision
 from limits_core.errors import BackendError, ConfigurationError
+from limits_core.lease import LeaseAlgorithm
 
 __all__ = ["MemoryBackend"]
 
@@ -199,6 +200,51 @@ class MemoryBackend:
     async def aclose(self) -> None:
         self.close()
 
+    def acquire(
+        self, algorithm: Algorithm, key: str, lease_id: int, cost: int, now_us: int | None
+    ) -> Decision:
+        lease_algorithm = _lease_algorithm(algorithm)
+        if now_us is None:
+            now_us = self._clock.now_us()
+        skey = (algorithm.namespace, key)
+        with self._lock:
+            entry = self._entries.get(skey)
+            decision, state, expires_at = lease_algorithm.acquire(
+                None if entry is None else entry[0], now_us, lease_id, cost
+            )
+            if decision.allowed:
+                if entry is None and self._max_keys is not None:
+                    self._make_room(now_us)
+                self._entries[skey] = (state, expires_at)
+        return decision
+
+    def release(self, algorithm: Algorithm, key: str, lease_id: int, now_us: int | None) -> bool:
+        lease_algorithm = _lease_algorithm(algorithm)
+        if now_us is None:
+            now_us = self._clock.now_us()
+        skey = (algorithm.namespace, key)
+        with self._lock:
+            entry = self._entries.get(skey)
+            if entry is None:
+                return False
+            released, state, expires_at = lease_algorithm.release(entry[0], now_us, lease_id)
+            if released:
+                if state is None:
+                    del self._entries[skey]
+                else:
+                    self._entries[skey] = (state, expires_at)
+        return released
+
+    async def aacquire(
+        self, algorithm: Algorithm, key: str, lease_id: int, cost: int, now_us: int | None
+    ) -> Decision:
+        return self.acquire(algorithm, key, lease_id, cost, now_us)
+
+    async def arelease(
+        self, algorithm: Algorithm, key: str, lease_id: int, now_us: int | None
+    ) -> bool:
+        return self.release(algorithm, key, lease_id, now_us)
+
     def sweep(self, now_us: int | None = None) -> int:
         """Reclaim every expired entry now; return how many were dropped."""
         if now_us is None:
@@ -233,3 +279,11 @@ class MemoryBackend:
             )
         entries.popitem(last=False)
         self.evictions += 1
+
+
+def _lease_algorithm(algorithm: Algorithm) -> LeaseAlgorithm:
+    # Not isinstance(algorithm, LeaseAlgorithm): a runtime protocol check costs more than
+    # the whole operation.
+    if not callable(getattr(algorithm, "release", None)):
+        raise ConfigurationError(f"{algorithm!r} holds no leases")
+    return cast(LeaseAlgorithm, algorithm)

@@ -13,7 +13,7 @@ on a store; a :class:`Limiter` or :class:`AsyncLimiter` applies it to keys::
 
 from limits_core import keys
 from limits_core.algorithm import Algorithm
-from limits_core.backend import AsyncBackend, Backend
+from limits_core.backend import AsyncBackend, AsyncLeaseBackend, Backend, LeaseBackend
 from limits_core.clock import Clock, ManualClock, SystemClock
 from limits_core.decision import Decision
 from limits_core.errors import (
@@ -23,6 +23,7 @@ from limits_core.errors import (
     LimitsCoreError,
     RateLimitExceeded,
 )
+from limits_core.lease import Lease, LeaseAlgorithm
 from limits_core.limiter import AsyncLimiter, Limiter
 from limits_core.policy import Policy
 from limits_core.rate import Rate
@@ -32,6 +33,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Algorithm",
     "AsyncBackend",
+    "AsyncLeaseBackend",
     "AsyncLimiter",
     "Backend",
     "BackendError",
@@ -39,6 +41,9 @@ __all__ = [
     "Clock",
     "ConfigurationError",
     "Decision",
+    "Lease",
+    "LeaseAlgorithm",
+    "LeaseBackend",
     "Limiter",
     "LimitsCoreError",
     "ManualClock",

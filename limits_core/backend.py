@@ -25,9 +25,11 @@ from limits_core.decision import Decision
 __all__ = [
     "AsyncBackend",
     "AsyncBatchBackend",
+    "AsyncLeaseBackend",
     "AsyncRefundingBackend",
     "Backend",
     "BatchBackend",
+    "LeaseBackend",
     "RefundingBackend",
 ]
 
@@ -122,4 +124,38 @@ class AsyncRefundingBackend(Protocol):
     ) -> Decision:
         """Atomically apply ``algorithm.refund`` to ``key``'s state (never creating one), and
         return the decision a peek of cost 1 gives right after, in the same step."""
+        ...
+
+
+@runtime_checkable
+class LeaseBackend(Protocol):
+    """A synchronous store that can also hold the leases of a
+    :class:`~limits_core.lease.LeaseAlgorithm` (``algorithms.Concurrency``): each operation
+    is ``algorithm.acquire`` / ``algorithm.release`` made atomic, in one round trip."""
+
+    def acquire(
+        self, algorithm: Algorithm, key: str, lease_id: int, cost: int, now_us: int | None
+    ) -> Decision:
+        """Take the lease ``lease_id`` of ``cost`` on ``key`` if it fits."""
+        ...
+
+    def release(self, algorithm: Algorithm, key: str, lease_id: int, now_us: int | None) -> bool:
+        """Give the lease back; False when it held nothing (unknown, released or expired)."""
+        ...
+
+
+@runtime_checkable
+class AsyncLeaseBackend(Protocol):
+    """The asyncio twin of :class:`LeaseBackend`."""
+
+    async def aacquire(
+        self, algorithm: Algorithm, key: str, lease_id: int, cost: int, now_us: int | None
+    ) -> Decision:
+        """Take the lease ``lease_id`` of ``cost`` on ``key`` if it fits."""
+        ...
+
+    async def arelease(
+        self, algorithm: Algorithm, key: str, lease_id: int, now_us: int | None
+    ) -> bool:
+        """Give the lease back; False when it held nothing (unknown, released or expired)."""
         ...

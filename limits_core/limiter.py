@@ -6,15 +6,25 @@ only in the one call they make to their backend.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar, cast
 
 from limits_core.algorithm import Algorithm, Refundable
-from limits_core.backend import AsyncBackend, AsyncRefundingBackend, Backend, RefundingBackend
+from limits_core.backend import (
+    AsyncBackend,
+    AsyncLeaseBackend,
+    AsyncRefundingBackend,
+    Backend,
+    LeaseBackend,
+    RefundingBackend,
+)
 from limits_core.clock import Clock
 from limits_core.decision import Decision
-from limits_core.errors import ConfigurationError
+from limits_core.errors import BackendError, ConfigurationError, RateLimitExceeded
+from limits_core.lease import Lease, LeaseAlgorithm
 from limits_core.policy import Policy
 from limits_core.validation import MAX_KEY_BYTES as _MAX
 from limits_core.validation import check_cost, check_key
@@ -27,8 +37,26 @@ __all__ = ["AsyncLimiter", "Limiter"]
 # rest. The four copies are kept identical by tests/test_limiter_twins.py.
 
 
+_Decide = TypeVar("_Decide", bound=Callable[..., Any])
+
+
+def _peek_only(algorithm: Algorithm, decide: _Decide) -> _Decide:
+    """``decide`` for a lease algorithm: peeks pass, hits are refused before any I/O."""
+
+    def peek(algorithm_: Algorithm, key: str, cost: int, now_us: int | None, consume: bool) -> Any:
+        if consume:
+            raise ConfigurationError(
+                f"{algorithm!r} is a concurrency limit: a hit would hold an anonymous slot "
+                "until its lease_ttl; use acquire() and release(), or `with limiter.lease(key):`"
+            )
+        return decide(algorithm_, key, cost, now_us, consume)
+
+    return cast(_Decide, peek)
+
+
 class _LimiterBase:
-    __slots__ = ("_algorithm", "_clock", "_max_cost", "_max_refund")
+    # _leases: whether acquire / release / lease apply (a LeaseAlgorithm).
+    __slots__ = ("_algorithm", "_clock", "_leases", "_max_cost", "_max_refund")
 
     def __init__(self, algorithm: Algorithm | Sequence[Algorithm], clock: Clock | None) -> None:
         if isinstance(algorithm, list | tuple):
@@ -43,6 +71,7 @@ class _LimiterBase:
         # huge integers away from drivers and stores (Lua doubles, bigint columns).
         self._max_cost = algorithm.limit + 1
         self._max_refund = 0  # found on the first refund: 0 until then
+        self._leases = isinstance(algorithm, LeaseAlgorithm)
 
     @property
     def algorithm(self) -> Algorithm:
@@ -65,13 +94,16 @@ class _LimiterBase:
         """``hit_many``'s requests, all checked before any is sent, and the batch's one time."""
         if isinstance(requests, str | bytes) or not isinstance(requests, Iterable):
             raise ConfigurationError(f"requests must be (key, cost) pairs, got {requests!r}")
+        if self._leases:
+            raise ConfigurationError(
+                f"{self._algorithm!r} is a concurrency limit: use acquire() and release()"
+            )
         checked = []
         for request in requests:
             if not isinstance(request, tuple) or len(request) != 2:
                 raise ConfigurationError(f"a request must be a (key, cost) pair, got {request!r}")
             checked.append(self._checked(*request))
-        clock = self._clock
-        return checked, None if clock is None else clock.now_us()
+        return checked, self._now_us()
 
     def _refund_checked(self, key: str, amount: int) -> tuple[str, int]:
         """The checks of refund(), all made before any state is touched."""
@@ -87,6 +119,33 @@ class _LimiterBase:
             # and capping it keeps huge integers away from drivers and stores.
             self._max_refund = max(part.limit for part in parts)
         return key, min(amount, self._max_refund)
+
+    def _check_lease_backend(self, backend: object, protocol: type) -> None:
+        if self._leases and not isinstance(backend, protocol):
+            raise ConfigurationError(f"{backend!r} cannot hold the leases of {self._algorithm!r}")
+
+    def _new_lease(self, key: str, cost: int) -> tuple[str, int, int, int | None]:
+        """``(key, cost, lease id, now_us)`` for an acquire, after the checks."""
+        if not self._leases:
+            raise ConfigurationError(
+                f"{self._algorithm!r} is consumed by hits; acquire and release are for "
+                "algorithms.Concurrency"
+            )
+        key, cost = self._checked(key, cost)
+        # 63 bits: an id fits a signed 64-bit integer (PostgreSQL's bigint).
+        return key, cost, secrets.randbits(63), self._now_us()
+
+    def _held(self, lease: Lease) -> bool:
+        """Whether releasing ``lease`` needs a round trip (a denied lease holds nothing)."""
+        if not isinstance(lease, Lease):
+            raise ConfigurationError(f"not a Lease: {lease!r}")
+        if not self._leases:
+            raise ConfigurationError(f"{self._algorithm!r} holds no leases")
+        return lease.decision.allowed
+
+    def _now_us(self) -> int | None:
+        clock = self._clock
+        return None if clock is None else clock.now_us()
 
 
 def _cannot_refund(backend: object) -> Callable[..., Any]:
@@ -126,6 +185,9 @@ class Limiter(_LimiterBase):
         self._refund: Callable[[Algorithm, str, int, int | None], Decision] = (
             backend.refund if isinstance(backend, RefundingBackend) else _cannot_refund(backend)
         )
+        if self._leases:
+            self._check_lease_backend(backend, LeaseBackend)
+            self._decide = _peek_only(self._algorithm, self._decide)
 
     @property
     def backend(self) -> Backend:
@@ -181,6 +243,45 @@ class Limiter(_LimiterBase):
         """Forget everything stored for ``key``: its full limit is available again."""
         self._backend.reset(self._algorithm, check_key(key))
 
+    def acquire(self, key: str, cost: int = 1) -> Lease:
+        """Take a lease of ``cost`` on ``key`` from a concurrency limit if it fits now.
+
+        The returned :class:`~limits_core.Lease` holds ``cost`` until :meth:`release` or its
+        ``lease_ttl`` runs out; when ``lease.allowed`` is False it holds nothing.
+        """
+        key, cost, lease_id, now_us = self._new_lease(key, cost)
+        backend = cast(LeaseBackend, self._backend)
+        decision = backend.acquire(self._algorithm, key, lease_id, cost, now_us)
+        return Lease(key, lease_id, cost, decision)
+
+    def release(self, lease: Lease) -> bool:
+        """Give ``lease`` back; idempotent. False when it held nothing any more (denied,
+        already released, or expired)."""
+        if not self._held(lease):
+            return False
+        backend = cast(LeaseBackend, self._backend)
+        return backend.release(self._algorithm, lease.key, lease.id, self._now_us())
+
+    @contextmanager
+    def lease(self, key: str, cost: int = 1) -> Iterator[Lease]:
+        """``with limiter.lease(key):`` holds a lease for the block and releases it on exit,
+        exceptions included; raises :class:`~limits_core.RateLimitExceeded` when denied.
+
+        When the block raises, a store error while releasing is not raised over it (the lease
+        then expires after ``lease_ttl``)."""
+        lease = self.acquire(key, cost)
+        if not lease.allowed:
+            raise RateLimitExceeded(lease.decision)
+        try:
+            yield lease
+        except BaseException:
+            # The block's own error matters more than a store failing to take the lease
+            # back, which then expires by itself after lease_ttl.
+            with suppress(BackendError):
+                self.release(lease)
+            raise
+        self.release(lease)
+
     def close(self) -> None:
         """Close the backend."""
         self._backend.close()
@@ -220,6 +321,9 @@ class AsyncLimiter(_LimiterBase):
             if isinstance(backend, AsyncRefundingBackend)
             else _cannot_refund(backend)
         )
+        if self._leases:
+            self._check_lease_backend(backend, AsyncLeaseBackend)
+            self._decide = _peek_only(self._algorithm, self._decide)
 
     @property
     def backend(self) -> AsyncBackend:
@@ -274,6 +378,46 @@ class AsyncLimiter(_LimiterBase):
     async def reset(self, key: str) -> None:
         """Forget everything stored for ``key``: its full limit is available again."""
         await self._backend.areset(self._algorithm, check_key(key))
+
+    async def acquire(self, key: str, cost: int = 1) -> Lease:
+        """Take a lease of ``cost`` on ``key`` from a concurrency limit if it fits now.
+
+        The returned :class:`~limits_core.Lease` holds ``cost`` until :meth:`release` or its
+        ``lease_ttl`` runs out; when ``lease.allowed`` is False it holds nothing.
+        """
+        key, cost, lease_id, now_us = self._new_lease(key, cost)
+        backend = cast(AsyncLeaseBackend, self._backend)
+        decision = await backend.aacquire(self._algorithm, key, lease_id, cost, now_us)
+        return Lease(key, lease_id, cost, decision)
+
+    async def release(self, lease: Lease) -> bool:
+        """Give ``lease`` back; idempotent. False when it held nothing any more (denied,
+        already released, or expired)."""
+        if not self._held(lease):
+            return False
+        backend = cast(AsyncLeaseBackend, self._backend)
+        return await backend.arelease(self._algorithm, lease.key, lease.id, self._now_us())
+
+    @asynccontextmanager
+    async def lease(self, key: str, cost: int = 1) -> AsyncIterator[Lease]:
+        """``async with limiter.lease(key):`` holds a lease for the block and releases it on
+        exit, exceptions included; raises :class:`~limits_core.RateLimitExceeded` when
+        denied.
+
+        When the block raises, a store error while releasing is not raised over it (the lease
+        then expires after ``lease_ttl``)."""
+        lease = await self.acquire(key, cost)
+        if not lease.allowed:
+            raise RateLimitExceeded(lease.decision)
+        try:
+            yield lease
+        except BaseException:
+            # The block's own error matters more than a store failing to take the lease
+            # back, which then expires by itself after lease_ttl.
+            with suppress(BackendError):
+                await self.release(lease)
+            raise
+        await self.release(lease)
 
     async def aclose(self) -> None:
         """Close the backend."""

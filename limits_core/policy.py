@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from limits_core.algorithm import Algorithm, Refundable, RefundResult, StepResult
 from limits_core.decision import Decision
 from limits_core.errors import ConfigurationError
+from limits_core.lease import LeaseAlgorithm
 
 __all__ = ["Policy"]
 
@@ -53,6 +54,11 @@ class Policy:
         for algorithm in algorithms:
             if not isinstance(algorithm, Algorithm) or isinstance(algorithm, Policy):
                 raise ConfigurationError(f"not an algorithm of a policy: {algorithm!r}")
+            if isinstance(algorithm, LeaseAlgorithm):
+                raise ConfigurationError(
+                    f"{algorithm!r} holds leases until released; it cannot join a policy of "
+                    "limits consumed by hits"
+                )
         if len({a.namespace for a in algorithms}) != len(algorithms):
             raise ConfigurationError("a policy must not hold the same limit twice")
         chosen = tuple(names) if names is not None else tuple(map(_default_name, algorithms))

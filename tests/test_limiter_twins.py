@@ -31,3 +31,20 @@ def test_hit_and_peek_share_the_fast_path() -> None:
     differing = [(a, b) for a, b in zip(hit, peek, strict=True) if a != b]
     # Only the name, the docstring and the consume flag differ.
     assert len(differing) == 3
+
+
+def test_lease_methods_are_twins() -> None:
+    def body(function: object) -> str:
+        source = _body(function)
+        for pattern, sync in (
+            (r"\.a(acquire|release)\(", r".\1("),
+            (r"\basync with\b", "with"),
+            (r"\basynccontextmanager\b", "contextmanager"),
+            (r"\bAsync(Iterator|LeaseBackend)\b", r"\1"),
+            (r'"""(.|\n)*?"""\n', ""),  # docstrings may wrap differently
+        ):
+            source = re.sub(pattern, sync, source)
+        return source
+
+    for name in ("acquire", "release", "lease"):
+        assert body(getattr(Limiter, name)) == body(getattr(AsyncLimiter, name)), name

@@ -27,7 +27,13 @@ KINDS = (
     "gcra",
     "leaky_bucket",
 )
-FUNCTIONS = (*KINDS, *(f"{kind}_refund" for kind in KINDS), "purge_expired")
+FUNCTIONS = (
+    *KINDS,
+    *(f"{kind}_refund" for kind in KINDS),
+    "purge_expired",
+    "concurrency",
+    "concurrency_release",
+)
 
 BAD_NAMES = ["", "A", "Users", "a-b", 'a"b', "a;drop table x", "1abc", "x" * 41, "é", " a", None, 7]
 

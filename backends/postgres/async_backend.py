@@ -13,10 +13,12 @@ from backends.postgres.common import (
     DEFAULT_TABLE,
     Call,
     Layout,
+    LeaseCall,
     check_batch_size,
     check_options,
     check_seconds,
     decode,
+    lease_plan,
     plan,
 )
 from backends.postgres.errors import (
@@ -162,6 +164,7 @@ class AsyncPostgresBackend:
         self._closed = False
         self._start_lock = asyncio.Lock()
         self._calls: dict[str, Call] = {}  # by algorithm.namespace
+        self._lease_calls: dict[str, LeaseCall] = {}  # by algorithm.namespace
 
     def __repr__(self) -> str:
         return (
@@ -212,6 +215,23 @@ class AsyncPostgresBackend:
             call.refund_sql, call.key_prefix + key, amount, now_us, *call.args
         )
         return decode(reply, call.limit)
+
+    async def aacquire(
+        self, algorithm: Algorithm, key: str, lease_id: int, cost: int, now_us: int | None
+    ) -> Decision:
+        call = self._lease_call(algorithm)
+        reply = await self._execute(
+            call.acquire_sql, *call.acquire_args(key, lease_id, cost, now_us)
+        )
+        return decode(reply, call.limit)
+
+    async def arelease(
+        self, algorithm: Algorithm, key: str, lease_id: int, now_us: int | None
+    ) -> bool:
+        call = self._lease_call(algorithm)
+        return bool(
+            await self._execute(call.release_sql, *call.release_args(key, lease_id, now_us))
+        )
 
     async def areset(self, algorithm: Algorithm, key: str) -> None:
         call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
@@ -266,6 +286,13 @@ class AsyncPostgresBackend:
     def _plan(self, algorithm: Algorithm) -> Call:
         call = plan(algorithm, self._statements, self._prefix)
         self._calls[algorithm.namespace] = call
+        return call
+
+    def _lease_call(self, algorithm: Algorithm) -> LeaseCall:
+        call = self._lease_calls.get(algorithm.namespace)
+        if call is None:
+            call = lease_plan(algorithm, self._statements, self._prefix)
+            self._lease_calls[algorithm.namespace] = call
         return call
 
     def _translate(self, exc: BaseException) -> LimitsCoreError:

@@ -23,6 +23,7 @@ from typing import Any
 
 from algorithms import (
     GCRA,
+    Concurrency,
     FixedWindow,
     LeakyBucket,
     SlidingLog,
@@ -38,8 +39,10 @@ __all__ = [
     "DEFAULT_TABLE",
     "Call",
     "Layout",
+    "LeaseCall",
     "check_identifier",
     "decode",
+    "lease_plan",
     "plan",
 ]
 
@@ -60,6 +63,8 @@ _FUNCTIONS = (
     "sliding_window_counter",
     "gcra",
     "leaky_bucket",
+    "concurrency",
+    "concurrency_release",
 )
 _DDL_FILES = ("schema.sql", *(f"{name}.sql" for name in _FUNCTIONS))
 #: The refund functions, each defined in its algorithm's file, after the deciding one.
@@ -271,6 +276,7 @@ _ENCODERS: dict[type[Any], Callable[[Any], tuple[int, ...]]] = {
     SlidingWindowCounter: _sliding_window_counter,
     GCRA: _gcra,
     LeakyBucket: _leaky_bucket,
+    Concurrency: lambda algorithm: (algorithm.limit, algorithm.lease_ttl_us),
 }
 
 
@@ -294,6 +300,54 @@ def plan(algorithm: Algorithm, statements: Statements, prefix: str) -> Call:
         args=args,
         limit=algorithm.limit,
         max_cost=algorithm.limit + 1,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseCall:
+    """A concurrency limit's acquire and release on one backend.
+
+    An acquire sends ``acquire_sql`` with :meth:`acquire_args` and gets back what a decision
+    does (see :class:`Call`); a release sends ``release_sql`` with :meth:`release_args` and
+    gets back whether the lease was live.
+    """
+
+    acquire_sql: str
+    release_sql: str
+    key_prefix: str
+    args: tuple[int, ...]
+    limit: int
+
+    def acquire_args(
+        self, key: str, lease_id: int, cost: int, now_us: int | None
+    ) -> tuple[Any, ...]:
+        return (
+            self.key_prefix + key,
+            min(cost, self.limit + 1),
+            now_us,
+            True,
+            *self.args,
+            lease_id,
+        )
+
+    def release_args(self, key: str, lease_id: int, now_us: int | None) -> tuple[Any, ...]:
+        return (self.key_prefix + key, lease_id, now_us)
+
+
+def lease_plan(algorithm: Algorithm, statements: Statements, prefix: str) -> LeaseCall:
+    """The acquire and release of the concurrency limit ``algorithm`` (see :func:`plan`)."""
+    if not isinstance(algorithm, Concurrency):
+        raise ConfigurationError(f"{algorithm!r} holds no leases")
+    call = plan(algorithm, statements, prefix)
+    layout = statements.layout
+    return LeaseCall(
+        acquire_sql=layout.call(algorithm.kind, len(call.args) + 1),
+        release_sql=(
+            f"SELECT {layout.function('concurrency_release')}($1::text, $2::bigint, $3::bigint)"
+        ),
+        key_prefix=call.key_prefix,
+        args=call.args,
+        limit=call.limit,
     )
 
 

@@ -14,9 +14,11 @@ from backends.postgres.common import (
     DEFAULT_TABLE,
     Call,
     Layout,
+    LeaseCall,
     check_batch_size,
     check_options,
     decode,
+    lease_plan,
     plan,
 )
 from backends.postgres.errors import (
@@ -142,6 +144,7 @@ class PostgresBackend:
         self._start_lock = threading.Lock()
         self._checking = threading.Lock()
         self._calls: dict[str, Call] = {}  # by algorithm.namespace
+        self._lease_calls: dict[str, LeaseCall] = {}  # by algorithm.namespace
 
     def __repr__(self) -> str:
         return (
@@ -193,6 +196,17 @@ class PostgresBackend:
         row = self._execute(call.refund_sql, (call.key_prefix + key, amount, now_us, *call.args))
         return decode(row[0], call.limit)
 
+    def acquire(
+        self, algorithm: Algorithm, key: str, lease_id: int, cost: int, now_us: int | None
+    ) -> Decision:
+        call = self._lease_call(algorithm)
+        row = self._execute(call.acquire_sql, call.acquire_args(key, lease_id, cost, now_us))
+        return decode(row[0], call.limit)
+
+    def release(self, algorithm: Algorithm, key: str, lease_id: int, now_us: int | None) -> bool:
+        call = self._lease_call(algorithm)
+        return bool(self._execute(call.release_sql, call.release_args(key, lease_id, now_us))[0])
+
     def reset(self, algorithm: Algorithm, key: str) -> None:
         call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
         self._execute(self._statements.reset, (call.key_prefix + key,))
@@ -232,6 +246,13 @@ class PostgresBackend:
     def _plan(self, algorithm: Algorithm) -> Call:
         call = plan(algorithm, self._statements, self._prefix)
         self._calls[algorithm.namespace] = call
+        return call
+
+    def _lease_call(self, algorithm: Algorithm) -> LeaseCall:
+        call = self._lease_calls.get(algorithm.namespace)
+        if call is None:
+            call = lease_plan(algorithm, self._statements, self._prefix)
+            self._lease_calls[algorithm.namespace] = call
         return call
 
     def _translate(self, exc: BaseException) -> LimitsCoreError:

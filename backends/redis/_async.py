@@ -11,6 +11,7 @@ from backends.redis._base import RedisBackendBase, first_error, pool_size
 from backends.redis._batch import VIA_CLIENT, BatchRun, Outcome, Route, pack
 from backends.redis._coalesce import Call, Coalescer, CoalescingStats
 from backends.redis._plan import DEFAULT_PREFIX
+from backends.redis._scripts import LuaScript
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision
 from limits_core.errors import ConfigurationError
@@ -279,20 +280,37 @@ class AsyncRedisBackend(RedisBackendBase):
     ) -> Decision:
         """Give ``amount`` back to ``key`` in one script call (see :meth:`AsyncLimiter.refund
         <limits_core.AsyncLimiter.refund>`)."""
-        plan = self._plan(algorithm)
-        command = plan.refund_command(key, now_us, amount)
+        plan = self._refund_plan(algorithm)
+        return plan.decode(
+            await self._call_script(plan.script, plan.refund_command(key, now_us, amount))
+        )
+
+    async def aacquire(
+        self, algorithm: Algorithm, key: str, lease_id: int, cost: int, now_us: int | None
+    ) -> Decision:
+        plan = self._lease_plan(algorithm)
+        reply = await self._call_script(plan.script, plan.acquire(key, now_us, lease_id, cost))
+        return plan.decode(reply)
+
+    async def arelease(
+        self, algorithm: Algorithm, key: str, lease_id: int, now_us: int | None
+    ) -> bool:
+        plan = self._lease_plan(algorithm)
+        reply = await self._call_script(plan.script, plan.release(key, now_us, lease_id))
+        return bool(reply[0] == 1)
+
+    async def _call_script(self, script: LuaScript, command: tuple[Any, ...]) -> Any:
+        """``command``'s reply, with the fallbacks and error translation of :meth:`adecide`."""
         try:
             if not self._ready:
                 await self._initialize()
             async with self._slots:
                 try:
-                    reply = await self._send(command)
+                    return await self._send(command)
                 except self._noscript:
-                    # As in adecide(): Redis ran nothing, so the script is sent whole once.
-                    reply = await self._send(("EVAL", plan.script.source, *command[2:]))
+                    return await self._send(("EVAL", script.source, *command[2:]))
         except self._caught as exc:
             raise self._translate(exc, self._address) from exc
-        return plan.decode(reply)
 
     async def areset(self, algorithm: Algorithm, key: str) -> None:
         plan = self._plan(algorithm)

@@ -15,7 +15,7 @@ from backends.redis._connect import (
     mask_url,
     warn_if_retrying,
 )
-from backends.redis._plan import Plan, PolicyPlan, check_prefix, make_plan
+from backends.redis._plan import AnyPlan, LeasePlan, Plan, PolicyPlan, check_prefix, make_plan
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision
 from limits_core.errors import BackendError, ConfigurationError
@@ -88,7 +88,7 @@ class RedisBackendBase:
         # re-checks its arguments on every call.
         self._execute = self._client.execute_command
         self._direct = direct_pool(self._client)
-        self._plans: dict[int, Plan | PolicyPlan] = {}
+        self._plans: dict[int, AnyPlan] = {}
         # Batches (decide_many, coalescing): which route holds which script, and the nodes
         # of a cluster by name.
         self._reply_error = REPLY_ERROR
@@ -141,7 +141,19 @@ class RedisBackendBase:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._address!r}, prefix={self._prefix!r})"
 
-    def _plan(self, algorithm: Algorithm) -> Plan | PolicyPlan:
+    def _lease_plan(self, algorithm: Algorithm) -> LeasePlan:
+        plan = self._plan(algorithm)
+        if not isinstance(plan, LeasePlan):
+            raise ConfigurationError(f"{algorithm!r} holds no leases")
+        return plan
+
+    def _refund_plan(self, algorithm: Algorithm) -> Plan | PolicyPlan:
+        plan = self._plan(algorithm)
+        if isinstance(plan, LeasePlan):
+            raise ConfigurationError(f"{algorithm!r} gives nothing back: release its leases")
+        return plan
+
+    def _plan(self, algorithm: Algorithm) -> AnyPlan:
         """The plan of ``algorithm``, computed on first use (the slow path of a call)."""
         plan = self._plans.get(id(algorithm))
         # The plan holds the algorithm, so its id cannot be reused while the plan is cached.

@@ -26,7 +26,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from backends.redis._plan import Plan, PolicyPlan
+from backends.redis._plan import AnyPlan
 from limits_core.decision import Decision
 from limits_core.errors import BackendError
 
@@ -67,7 +67,7 @@ class BatchRun:
 
     def __init__(
         self,
-        calls: Sequence[tuple[Plan | PolicyPlan, tuple[Any, ...]]],
+        calls: Sequence[tuple[AnyPlan, tuple[Any, ...]]],
         loaded: set[tuple[Route, str]],
         route_of: Callable[[tuple[Any, ...]], Route],
         errors: ReplyErrors,

@@ -20,13 +20,13 @@ from time import perf_counter
 from typing import Any
 
 from backends.redis._batch import Outcome
-from backends.redis._plan import Plan, PolicyPlan
+from backends.redis._plan import AnyPlan
 from limits_core.decision import Decision
 from limits_core.errors import BackendUnavailable
 
 __all__ = ["Coalescer", "CoalescingStats"]
 
-Call = tuple[Plan | PolicyPlan, tuple[Any, ...]]
+Call = tuple[AnyPlan, tuple[Any, ...]]
 #: Latencies kept for the percentiles: the most recent batches only.
 _WINDOW = 1024
 _INTERRUPTED = (
@@ -83,7 +83,7 @@ class Coalescer:
         self._batches = self._decisions = self._max_seen = 0
         self._timings: deque[tuple[float, float]] = deque(maxlen=_WINDOW)
 
-    def submit(self, plan: Plan | PolicyPlan, command: tuple[Any, ...]) -> asyncio.Future[Decision]:
+    def submit(self, plan: AnyPlan, command: tuple[Any, ...]) -> asyncio.Future[Decision]:
         """A future of the decision; the call joins the open batch, or opens one."""
         batch = self._open
         loop = asyncio.get_running_loop()

@@ -9,8 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from algorithms import GCRA, FixedWindow, LeakyBucket, SlidingLog, SlidingWindowCounter, TokenBucket
-from backends.redis._scripts import KINDS, algorithm_script, policy_script
+from algorithms import (
+    GCRA,
+    Concurrency,
+    FixedWindow,
+    LeakyBucket,
+    SlidingLog,
+    SlidingWindowCounter,
+    TokenBucket,
+)
+from backends.redis._scripts import KINDS, algorithm_script, concurrency_script, policy_script
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision, decision_from_us
 from limits_core.errors import ConfigurationError
@@ -19,6 +27,8 @@ from limits_core.policy import Policy, combine
 __all__ = [
     "DEFAULT_PREFIX",
     "SCRIPT_KINDS",
+    "AnyPlan",
+    "LeasePlan",
     "Plan",
     "PolicyPlan",
     "check_prefix",
@@ -228,8 +238,60 @@ class PolicyPlan:
         )
 
 
-def make_plan(prefix: str, algorithm: Algorithm) -> Plan | PolicyPlan:
+class LeasePlan:
+    """The :class:`Plan` of a :class:`~algorithms.Concurrency` limit: one script that peeks,
+    acquires or releases (``lua/concurrency.lua``), on one key per user key."""
+
+    __slots__ = ("algorithm", "call", "head", "limit", "params", "script")
+
+    def __init__(self, prefix: str, algorithm: Concurrency) -> None:
+        self.algorithm = algorithm
+        self.script = concurrency_script()
+        (self.head,) = _heads(prefix, algorithm)
+        self.limit = algorithm.limit
+        self.call = ("EVALSHA", self.script.sha, 1)
+        self.params = _encode((algorithm.limit, algorithm.lease_ttl_us))
+
+    def keys(self, key: str) -> tuple[str, ...]:
+        return (self.head + escape_tag(key) + "}",)
+
+    def _command(
+        self, operation: bytes, key: str, now_us: int | None, cost: int, *lease_id: int
+    ) -> tuple[Any, ...]:
+        return (
+            *self.call,
+            self.head + escape_tag(key) + "}",
+            SERVER_TIME if now_us is None else now_us,
+            cost,
+            operation,
+            *self.params,
+            *lease_id,
+        )
+
+    def command(self, key: str, now_us: int | None, cost: int, consume: bool) -> tuple[Any, ...]:
+        """A peek; a hit is refused (leases are taken by :meth:`acquire`)."""
+        if consume:
+            raise ConfigurationError(f"{self.algorithm!r} takes leases, not hits")
+        return self._command(b"peek", key, now_us, cost)
+
+    def acquire(self, key: str, now_us: int | None, lease_id: int, cost: int) -> tuple[Any, ...]:
+        return self._command(b"acquire", key, now_us, cost, lease_id)
+
+    def release(self, key: str, now_us: int | None, lease_id: int) -> tuple[Any, ...]:
+        return self._command(b"release", key, now_us, 0, lease_id)
+
+    def decode(self, reply: Any) -> Decision:
+        return decode_reply(reply, self.limit)
+
+
+#: Any plan a backend may hold.
+AnyPlan = Plan | PolicyPlan | LeasePlan
+
+
+def make_plan(prefix: str, algorithm: Algorithm) -> AnyPlan:
     """The plan of ``algorithm`` (or policy) under ``prefix``; rejects what has no script."""
+    if isinstance(algorithm, Concurrency):
+        return LeasePlan(prefix, algorithm)
     parts = algorithm.algorithms if isinstance(algorithm, Policy) else (algorithm,)
     for part in parts:
         if part.kind not in KINDS:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 
-__all__ = ["KINDS", "LuaScript", "algorithm_script", "policy_script"]
+__all__ = ["KINDS", "LuaScript", "algorithm_script", "concurrency_script", "policy_script"]
 
 #: Algorithm kinds with a fragment ``lua/<kind>.lua``.
 KINDS = (
@@ -65,3 +65,9 @@ def policy_script() -> LuaScript:
         f"local DECIDE = {{{decide}}}\nlocal COMMIT = {{{commit}}}\nlocal REFUND = {{{refund}}}\n"
     )
     return _script(_read("common"), *map(_read, KINDS), bind + _read("policy"))
+
+
+@cache
+def concurrency_script() -> LuaScript:
+    """The script of a concurrency limit's leases: peek, acquire and release."""
+    return _script(_read("common"), _read("concurrency"))

@@ -9,6 +9,7 @@ from backends.redis._base import RedisBackendBase, first_error
 from backends.redis._batch import VIA_CLIENT, BatchRun, Route, pack
 from backends.redis._connect import direct_pool
 from backends.redis._plan import DEFAULT_PREFIX
+from backends.redis._scripts import LuaScript
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision
 
@@ -187,17 +188,30 @@ class RedisBackend(RedisBackendBase):
     def refund(self, algorithm: Algorithm, key: str, amount: int, now_us: int | None) -> Decision:
         """Give ``amount`` back to ``key`` in one script call (see :meth:`Limiter.refund
         <limits_core.Limiter.refund>`)."""
-        plan = self._plan(algorithm)
-        command = plan.refund_command(key, now_us, amount)
+        plan = self._refund_plan(algorithm)
+        return plan.decode(self._call_script(plan.script, plan.refund_command(key, now_us, amount)))
+
+    def acquire(
+        self, algorithm: Algorithm, key: str, lease_id: int, cost: int, now_us: int | None
+    ) -> Decision:
+        plan = self._lease_plan(algorithm)
+        return plan.decode(
+            self._call_script(plan.script, plan.acquire(key, now_us, lease_id, cost))
+        )
+
+    def release(self, algorithm: Algorithm, key: str, lease_id: int, now_us: int | None) -> bool:
+        plan = self._lease_plan(algorithm)
+        return bool(self._call_script(plan.script, plan.release(key, now_us, lease_id))[0] == 1)
+
+    def _call_script(self, script: LuaScript, command: tuple[Any, ...]) -> Any:
+        """``command``'s reply, with the fallbacks and error translation of :meth:`decide`."""
         try:
             try:
-                reply = self._send(command)
+                return self._send(command)
             except self._noscript:
-                # As in decide(): Redis ran nothing, so the script is sent whole once.
-                reply = self._send(("EVAL", plan.script.source, *command[2:]))
+                return self._send(("EVAL", script.source, *command[2:]))
         except self._caught as exc:
             raise self._translate(exc, self._address) from exc
-        return plan.decode(reply)
 
     def reset(self, algorithm: Algorithm, key: str) -> None:
         plan = self._plan(algorithm)
