@@ -18,7 +18,7 @@ from limits_core import AsyncLimiter, BackendError, ConfigurationError, Limiter
 from tests.support.postgres_fixtures import drop_layout, random_table, sql
 from tests.support.postgres_workers import create_schema
 
-#: The functions of a table: one per algorithm, and the purge.
+#: The functions of a table: one per algorithm, a policy's step and reset, and the purge.
 FUNCTIONS = (
     "fixed_window",
     "sliding_log",
@@ -26,6 +26,8 @@ FUNCTIONS = (
     "sliding_window_counter",
     "gcra",
     "leaky_bucket",
+    "policy",
+    "policy_reset",
     "purge_expired",
 )
 

@@ -13,10 +13,10 @@ from backends.postgres.common import (
     DEFAULT_TABLE,
     Call,
     Layout,
+    PolicyCall,
     check_batch_size,
     check_options,
     check_seconds,
-    decode,
     plan,
 )
 from backends.postgres.errors import (
@@ -161,7 +161,7 @@ class AsyncPostgresBackend:
         self._ready = False
         self._closed = False
         self._start_lock = asyncio.Lock()
-        self._calls: dict[str, Call] = {}  # by algorithm.namespace
+        self._calls: dict[str, Call | PolicyCall] = {}  # by algorithm.namespace
 
     def __repr__(self) -> str:
         return (
@@ -189,7 +189,7 @@ class AsyncPostgresBackend:
         connection = await self._acquire(pool)
         try:
             reply = await connection.fetchval(
-                call.sql, call.key_prefix + key, cost, now_us, consume, *call.args
+                call.sql, call.argument(key), cost, now_us, consume, *call.args
             )
             await pool.release(connection)
         except BaseException as exc:
@@ -200,11 +200,11 @@ class AsyncPostgresBackend:
         finally:
             if self._gate is not None:
                 self._gate.leave()
-        return decode(reply, call.limit)
+        return call.decode(reply)
 
     async def areset(self, algorithm: Algorithm, key: str) -> None:
         call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
-        await self._execute(self._statements.reset, call.key_prefix + key)
+        await self._execute(call.reset, call.argument(key))
 
     async def purge_expired(self, *, batch_size: int = 10_000, now_us: int | None = None) -> int:
         """Delete every row whose ``expires_at`` has passed, ``batch_size`` rows per
@@ -252,7 +252,7 @@ class AsyncPostgresBackend:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _plan(self, algorithm: Algorithm) -> Call:
+    def _plan(self, algorithm: Algorithm) -> Call | PolicyCall:
         call = plan(algorithm, self._statements, self._prefix)
         self._calls[algorithm.namespace] = call
         return call

@@ -32,12 +32,14 @@ from algorithms import (
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision, decision_from_us
 from limits_core.errors import ConfigurationError
+from limits_core.policy import Policy, combine
 
 __all__ = [
     "DEFAULT_SCHEMA",
     "DEFAULT_TABLE",
     "Call",
     "Layout",
+    "PolicyCall",
     "check_identifier",
     "decode",
     "plan",
@@ -60,6 +62,8 @@ _FUNCTIONS = (
     "sliding_window_counter",
     "gcra",
     "leaky_bucket",
+    "policy",
+    "policy_reset",
 )
 _DDL_FILES = ("schema.sql", *(f"{name}.sql" for name in _FUNCTIONS))
 
@@ -178,12 +182,22 @@ class Layout:
         args = ", ".join(f"${i}::{t}" for i, t in enumerate(types, 1))
         return f"SELECT {self.function(kind)}({args})"
 
+    @property
+    def policy_call(self) -> str:
+        """The statement deciding one request of a policy: ``$1`` the components' keys,
+        ``$2`` cost, ``$3`` now, ``$4`` consume, ``$5`` their kinds, ``$6`` their parameters
+        (:data:`POLICY_PARAMETERS` each)."""
+        return (
+            f"SELECT {self.function('policy')}($1::text[], $2::bigint, $3::bigint, "
+            "$4::boolean, $5::text[], $6::bigint[])"
+        )
+
 
 class Statements:
     """The runtime SQL of one layout. Every statement uses PostgreSQL's own ``$n``
     placeholders: asyncpg takes them as they are, psycopg through its ``RawCursor``."""
 
-    __slots__ = ("check", "layout", "lock", "purge", "reset")
+    __slots__ = ("check", "layout", "lock", "policy_reset", "purge", "reset")
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
@@ -191,6 +205,7 @@ class Statements:
         self.check = "SELECT obj_description(to_regclass($1), 'pg_class')"
         self.lock = "SELECT pg_advisory_xact_lock($1, $2)"
         self.reset = f"DELETE FROM {layout.qualified_table} WHERE key = $1"
+        self.policy_reset = f"SELECT {layout.function('policy_reset')}($1::text[])"
         self.purge = f"SELECT {layout.function('purge_expired')}($1, $2)"
 
 
@@ -200,7 +215,8 @@ class Call:
 
     A decision sends ``sql`` with ``(key_prefix + key, cost, now_us, consume, *args)`` and gets
     back one value, the array ``[allowed (1 or 0), remaining, reset_after_us, retry_after_us]``,
-    which :func:`decode` turns into a Decision.
+    which :func:`decode` turns into a Decision. ``reset`` deletes the key's state, given
+    :meth:`argument`.
     """
 
     sql: str
@@ -208,6 +224,36 @@ class Call:
     args: tuple[int, ...]
     limit: int
     max_cost: int
+    reset: str
+
+    def argument(self, key: str) -> str:
+        """The statement's first argument for the user key ``key``: the stored key."""
+        return self.key_prefix + key
+
+    def decode(self, reply: list[int]) -> Decision:
+        return decode(reply, self.limit)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyCall:
+    """A :class:`~limits_core.Policy`'s call, with the interface of :class:`Call`: one key per
+    component as the first argument, one quadruple per component in the reply, combined by
+    :func:`limits_core.policy.combine` as on every backend."""
+
+    sql: str
+    key_prefixes: tuple[str, ...]
+    args: tuple[list[str], list[int]]
+    limits: tuple[int, ...]
+    max_cost: int
+    reset: str
+
+    def argument(self, key: str) -> list[str]:
+        return [prefix + key for prefix in self.key_prefixes]
+
+    def decode(self, reply: list[int]) -> Decision:
+        return combine(
+            [decode(reply[4 * i : 4 * i + 4], limit) for i, limit in enumerate(self.limits)]
+        )
 
 
 def _fixed_window(algorithm: Any) -> tuple[int, ...]:
@@ -260,25 +306,57 @@ _ENCODERS: dict[type[Any], Callable[[Any], tuple[int, ...]]] = {
 }
 
 
-def plan(algorithm: Algorithm, statements: Statements, prefix: str) -> Call:
-    """The call deciding ``algorithm`` on these statements' table, for keys under ``prefix``.
+#: Parameters per component in a policy call's array: the most any algorithm takes.
+POLICY_PARAMETERS = 5
 
-    The stored key is ``prefix + algorithm.namespace + ":" + key``: the namespace holds the
-    algorithm's parameters, so two limits on one key never share state.
-    """
+
+def _encoder(algorithm: Algorithm) -> Callable[[Any], tuple[int, ...]]:
     encode = _ENCODERS.get(type(algorithm))
     if encode is None:
         supported = ", ".join(sorted(cls.__name__ for cls in _ENCODERS))
         raise ConfigurationError(
-            f"the PostgreSQL backends support {supported}; got {type(algorithm).__name__}"
+            f"the PostgreSQL backends support {supported} and policies of them; "
+            f"got {type(algorithm).__name__}"
         )
-    args = encode(algorithm)
+    return encode
+
+
+def plan(algorithm: Algorithm, statements: Statements, prefix: str) -> Call | PolicyCall:
+    """The call deciding ``algorithm`` (or policy) on these statements' table, for keys under
+    ``prefix``.
+
+    The stored key is ``prefix + algorithm.namespace + ":" + key``: the namespace holds the
+    algorithm's parameters, so two limits on one key never share state. A policy stores one
+    row per component, ``prefix + policy.namespace + ":" + component.namespace + ":" + key``,
+    apart from the same algorithm used alone (as on Redis and in memory).
+    """
+    if isinstance(algorithm, Policy):
+        return _plan_policy(algorithm, statements, prefix)
+    args = _encoder(algorithm)(algorithm)
     return Call(
         sql=statements.layout.call(algorithm.kind, len(args)),
         key_prefix=f"{prefix}{algorithm.namespace}:",
         args=args,
         limit=algorithm.limit,
         max_cost=algorithm.limit + 1,
+        reset=statements.reset,
+    )
+
+
+def _plan_policy(policy: Policy, statements: Statements, prefix: str) -> PolicyCall:
+    params: list[int] = []
+    for component in policy.algorithms:
+        values = _encoder(component)(component)
+        params += (*values, *(0,) * (POLICY_PARAMETERS - len(values)))
+    return PolicyCall(
+        sql=statements.layout.policy_call,
+        key_prefixes=tuple(
+            f"{prefix}{policy.namespace}:{component.namespace}:" for component in policy.algorithms
+        ),
+        args=([component.kind for component in policy.algorithms], params),
+        limits=tuple(component.limit for component in policy.algorithms),
+        max_cost=policy.limit + 1,
+        reset=statements.policy_reset,
     )
 
 

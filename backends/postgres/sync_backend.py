@@ -14,9 +14,9 @@ from backends.postgres.common import (
     DEFAULT_TABLE,
     Call,
     Layout,
+    PolicyCall,
     check_batch_size,
     check_options,
-    decode,
     plan,
 )
 from backends.postgres.errors import (
@@ -141,7 +141,7 @@ class PostgresBackend:
         self._closed = False
         self._start_lock = threading.Lock()
         self._checking = threading.Lock()
-        self._calls: dict[str, Call] = {}  # by algorithm.namespace
+        self._calls: dict[str, Call | PolicyCall] = {}  # by algorithm.namespace
 
     def __repr__(self) -> str:
         return (
@@ -173,7 +173,7 @@ class PostgresBackend:
                     self._cursor(connection)
                     .execute(
                         call.sql,
-                        (call.key_prefix + key, cost, now_us, consume, *call.args),
+                        (call.argument(key), cost, now_us, consume, *call.args),
                         prepare=self._prepare,
                     )
                     .fetchone()[0]
@@ -184,11 +184,11 @@ class PostgresBackend:
                 pool.putconn(connection)
         except Exception as exc:
             raise self._translate(exc) from None
-        return decode(reply, call.limit)
+        return call.decode(reply)
 
     def reset(self, algorithm: Algorithm, key: str) -> None:
         call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
-        self._execute(self._statements.reset, (call.key_prefix + key,))
+        self._execute(call.reset, (call.argument(key),))
 
     def purge_expired(self, *, batch_size: int = 10_000, now_us: int | None = None) -> int:
         """Delete every row whose ``expires_at`` has passed, ``batch_size`` rows per
@@ -222,7 +222,7 @@ class PostgresBackend:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _plan(self, algorithm: Algorithm) -> Call:
+    def _plan(self, algorithm: Algorithm) -> Call | PolicyCall:
         call = plan(algorithm, self._statements, self._prefix)
         self._calls[algorithm.namespace] = call
         return call
