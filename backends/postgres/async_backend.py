@@ -157,7 +157,11 @@ class AsyncPostgresBackend:
         self._purge_task: asyncio.Task[None] | None = None
         self._pool: Any = pool
         self._owns_pool = pool is None
-        self._gate = PoolGate(pool_size, self._pool_timeout) if pool is None else None
+        self._gate = (
+            PoolGate(pool_size, self._pool_timeout, release=self._give_back)
+            if pool is None
+            else None
+        )
         self._ready = False
         self._closed = False
         self._start_lock = asyncio.Lock()
@@ -187,19 +191,25 @@ class AsyncPostgresBackend:
             cost = call.max_cost
         pool = self._pool if self._ready else await self._start()
         connection = await self._acquire(pool)
+        gate = self._gate
+        handed = False
         try:
             reply = await connection.fetchval(
                 call.sql, call.argument(key), cost, now_us, consume, *call.args
             )
-            await pool.release(connection)
+            # Straight to the next waiting task, if any: the pool's release and acquire cost
+            # more than the rest of the call around the statement.
+            handed = gate is not None and gate.hand_over(connection)
+            if not handed:
+                await pool.release(connection)
         except BaseException as exc:
             await self._release(pool, connection, exc)
             if isinstance(exc, Exception):
                 raise self._translate(exc) from None
             raise
         finally:
-            if self._gate is not None:
-                self._gate.leave()
+            if gate is not None and not handed:
+                gate.leave()
         return call.decode(reply)
 
     async def areset(self, algorithm: Algorithm, key: str) -> None:
@@ -286,7 +296,8 @@ class AsyncPostgresBackend:
         """A pool connection, after waiting at most about ``pool_timeout`` for one.
 
         On the pool this backend created, the gate bounds the wait (and the caller leaves the
-        gate once it has released the connection); on a caller's pool, which others may be
+        gate once it has released the connection), and may hand over a connection straight
+        from the task that used it last; on a caller's pool, which others may be
         using too, asyncio.timeout() does.
         """
         gate = self._gate
@@ -295,7 +306,11 @@ class AsyncPostgresBackend:
                 async with asyncio.timeout(self._pool_timeout):
                     return await pool.acquire()
             if not gate.try_enter():
-                await gate.enter()
+                handed = await gate.enter()
+                if handed is not None:
+                    if not handed.is_closed():
+                        return handed
+                    await self._give_back(handed)  # the pool replaces it
         except Exception as exc:
             raise self._translate(exc) from None
         try:
@@ -305,6 +320,13 @@ class AsyncPostgresBackend:
             if isinstance(exc, Exception):
                 raise self._translate(exc) from None
             raise
+
+    async def _give_back(self, connection: Any) -> None:
+        """Release a connection handed over to a task cancelled before it could use it."""
+        try:
+            await self._pool.release(connection)
+        except Exception as exc:
+            logger.debug("limits-core: releasing a connection failed: %r", exc)
 
     async def _release(self, pool: Any, connection: Any, error: BaseException) -> None:
         """Give ``connection`` back to the pool after ``error``, ending it first when the
