@@ -66,6 +66,9 @@ _FUNCTIONS = (
     "policy_reset",
 )
 _DDL_FILES = ("schema.sql", *(f"{name}.sql" for name in _FUNCTIONS))
+#: The kinds decided by a plain statement (``<kind>_statement.sql``) rather than a function
+#: call: a PL/pgSQL call costs the server more than the statement inside it.
+_STATEMENTS = frozenset({"fixed_window"})
 
 #: First half of the advisory lock key taken while creating the schema (the second half is a
 #: CRC of the table's qualified name): "lcdb" in ASCII.
@@ -177,7 +180,10 @@ class Layout:
         with ``$1`` key, ``$2`` cost, ``$3`` now (µs, or NULL for the server's clock), ``$4``
         consume, then the algorithm's ``parameters``. Every argument is cast, so the prepared
         statement is the same whatever integer type a driver sends (psycopg sends the smallest
-        that fits)."""
+        that fits). A kind with a ``<kind>_statement.sql`` runs that plain statement instead,
+        with the same parameters and reply."""
+        if kind in _STATEMENTS:
+            return self._render(_template(f"{kind}_statement.sql"))
         types = ("text", "bigint", "bigint", "boolean", *("bigint",) * parameters)
         args = ", ".join(f"${i}::{t}" for i, t in enumerate(types, 1))
         return f"SELECT {self.function(kind)}({args})"
