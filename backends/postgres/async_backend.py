@@ -52,8 +52,8 @@ class AsyncPostgresBackend:
     """Rate-limit state in PostgreSQL, for :class:`~limits_core.AsyncLimiter`, via asyncpg.
 
     Each decision is one statement (one round trip, a prepared statement cached per
-    connection): a call of the algorithm's PL/pgSQL function, or for the fixed window a plain
-    upsert that falls back to it. The statement locks the key's row, so
+    connection): a call of the algorithm's PL/pgSQL function, or for the fixed window and the
+    token bucket a plain upsert that falls back to it. The statement locks the key's row, so
     concurrent decisions on one key are serialized by the row lock alone: no table locks, no
     lost updates at READ COMMITTED. The schema (see ``limits-core db sql``) is created on first
     use under an advisory lock, so processes starting together are safe.

@@ -68,7 +68,7 @@ _FUNCTIONS = (
 _DDL_FILES = ("schema.sql", *(f"{name}.sql" for name in _FUNCTIONS))
 #: The kinds decided by a plain statement (``<kind>_statement.sql``) rather than a function
 #: call: a PL/pgSQL call costs the server more than the statement inside it.
-_STATEMENTS = frozenset({"fixed_window"})
+_STATEMENTS = frozenset({"fixed_window", "token_bucket"})
 
 #: First half of the advisory lock key taken while creating the schema (the second half is a
 #: CRC of the table's qualified name): "lcdb" in ASCII.
