@@ -9,29 +9,13 @@ from hypothesis import HealthCheck, given, settings
 
 from algorithms import FixedWindow, SlidingLog, TokenBucket
 from limits_core import ConfigurationError, ManualClock, Policy
-from tests.conftest import MakeAsyncLimiter, MakeLimiter
+from tests.conftest import ASYNC_BACKENDS, SYNC_BACKENDS, MakeAsyncLimiter, MakeLimiter
 from tests.support.oracles import check_trace
 from tests.support.programs import KEYS, Op, new_clock, programs, run_async, run_model, run_sync
 
-#: The backends that run a policy as one atomic step (the PostgreSQL backend is adding its own).
-POLICY_SYNC_BACKENDS = [
-    pytest.param("memory_limiters", id="memory"),
-    pytest.param("redis_limiters", id="redis", marks=pytest.mark.redis),
-    pytest.param("redis_cluster_limiters", id="redis-cluster", marks=pytest.mark.redis),
-]
-POLICY_ASYNC_BACKENDS = [
-    pytest.param("memory_async_limiters", id="memory"),
-    pytest.param("redis_async_limiters", id="redis", marks=pytest.mark.redis),
-    pytest.param("redis_cluster_async_limiters", id="redis-cluster", marks=pytest.mark.redis),
-    pytest.param(
-        "redis_async_limiters_uncoalesced", id="redis-uncoalesced", marks=pytest.mark.redis
-    ),
-    pytest.param(
-        "redis_cluster_async_limiters_uncoalesced",
-        id="redis-cluster-uncoalesced",
-        marks=pytest.mark.redis,
-    ),
-]
+#: Every backend runs a policy as one atomic step.
+POLICY_SYNC_BACKENDS = SYNC_BACKENDS
+POLICY_ASYNC_BACKENDS = ASYNC_BACKENDS
 
 
 @pytest.fixture(params=POLICY_SYNC_BACKENDS)

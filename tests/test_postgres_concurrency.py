@@ -43,6 +43,8 @@ async def test_200_tasks_on_a_pool_of_20_admit_exactly_the_limit(
             results = await asyncio.gather(*(limiter.hit(key) for _ in range(200)))
             assert sum(d.allowed for d in results) == limit
             assert sorted(d.remaining for d in results if d.allowed) == list(range(limit))
+            # A denial reports the state that denied it (the full limit), never an older one.
+            assert {d.remaining for d in results if d.denied} == {0}
             assert (await limiter.peek(key)).remaining == 0
     finally:
         await backend.aclose()

@@ -18,7 +18,8 @@ from limits_core import AsyncLimiter, BackendError, ConfigurationError, Limiter
 from tests.support.postgres_fixtures import drop_layout, random_table, sql
 from tests.support.postgres_workers import create_schema
 
-#: The functions of a table: one per algorithm, and the purge.
+#: The functions of a table: one per algorithm and its refund, a policy's step, reset and refund,
+#: the leases of a concurrency limit, and the purge.
 KINDS = (
     "fixed_window",
     "sliding_log",
@@ -30,9 +31,12 @@ KINDS = (
 FUNCTIONS = (
     *KINDS,
     *(f"{kind}_refund" for kind in KINDS),
-    "purge_expired",
+    "policy",
+    "policy_reset",
+    "policy_refund",
     "concurrency",
     "concurrency_release",
+    "purge_expired",
 )
 
 BAD_NAMES = ["", "A", "Users", "a-b", 'a"b', "a;drop table x", "1abc", "x" * 41, "é", " a", None, 7]

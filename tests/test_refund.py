@@ -338,15 +338,18 @@ async def test_async_llm_style_token_budget(make_async_limiter: MakeAsyncLimiter
         assert (await limiter.peek("team:42")) == after
 
 
-@pytest.fixture(params=["memory", "redis", "redis-cluster"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster", "postgres"])
 def policy_limiters(request: pytest.FixtureRequest) -> MakeLimiter:
     name = {
         "memory": "memory_limiters",
         "redis": "redis_limiters",
         "redis-cluster": "redis_cluster_limiters",
+        "postgres": "postgres_limiters",
     }[request.param]
-    if request.param != "memory":
+    if request.param.startswith("redis"):
         request.applymarker(pytest.mark.redis)
+    elif request.param == "postgres":
+        request.applymarker(pytest.mark.postgres)
     factory: MakeLimiter = request.getfixturevalue(name)
     return factory
 
@@ -366,15 +369,19 @@ def test_a_policy_refund_gives_back_to_every_limit(policy_limiters: MakeLimiter)
         assert limiter.hit("k", 3).allowed
 
 
-def test_postgres_refuses_a_policy_refund_as_it_refuses_its_hits(
-    postgres_limiters: MakeLimiter,
+@pytest.mark.postgres
+async def test_an_async_postgres_policy_refund_gives_back_to_every_limit(
+    postgres_async_limiters: MakeAsyncLimiter,
 ) -> None:
-    limiter = postgres_limiters(POLICY, ManualClock())
-    with pytest.raises(ConfigurationError):
-        limiter.hit("k")
-    with pytest.raises(ConfigurationError):
-        limiter.refund("k", 1)
-    limiter.close()
+    clock = ManualClock(START_US / 1e6)
+    limiter = postgres_async_limiters(POLICY, clock)
+    try:
+        assert (await limiter.hit("k", 3)).allowed
+        after = await limiter.refund("k", 2)
+        assert [d.remaining for d in after.details] == [1, 3, 2]
+        assert after == await limiter.peek("k")
+    finally:
+        await limiter.aclose()
 
 
 def _algorithm_and_program(draw: st.DrawFn, names: dict[str, Any]) -> tuple[Algorithm, list[Op]]:

@@ -9,6 +9,8 @@ PL/pgSQL function per algorithm (``limits_core.limits_state_fixed_window(...)``,
 each decision in one atomic step, in one round trip. The backends create it on first use, under
 an advisory lock so that processes starting together are safe; ``limits-core db init`` creates
 it ahead of time and ``limits-core db sql`` prints the DDL for teams who manage migrations.
+A policy (several limits on one key) is decided by one more function, all or nothing, with one
+row per limit.
 
 **Time.** By default the functions read the server's ``clock_timestamp()``, so application
 servers with skewed clocks agree. A limiter given a ``clock=`` sends its time instead.

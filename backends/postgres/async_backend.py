@@ -14,6 +14,7 @@ from backends.postgres.common import (
     Call,
     Layout,
     LeaseCall,
+    PolicyCall,
     check_batch_size,
     check_options,
     check_seconds,
@@ -53,8 +54,9 @@ async def _keep_session(connection: Any) -> None:
 class AsyncPostgresBackend:
     """Rate-limit state in PostgreSQL, for :class:`~limits_core.AsyncLimiter`, via asyncpg.
 
-    Each decision is one call of a PL/pgSQL function of the algorithm (one round trip, a
-    prepared statement cached per connection). The function locks the key's row, so
+    Each decision is one statement (one round trip, a prepared statement cached per
+    connection): a call of the algorithm's PL/pgSQL function, or for the fixed window and the
+    token bucket a plain upsert that falls back to it. The statement locks the key's row, so
     concurrent decisions on one key are serialized by the row lock alone: no table locks, no
     lost updates at READ COMMITTED. The schema (see ``limits-core db sql``) is created on first
     use under an advisory lock, so processes starting together are safe.
@@ -159,11 +161,15 @@ class AsyncPostgresBackend:
         self._purge_task: asyncio.Task[None] | None = None
         self._pool: Any = pool
         self._owns_pool = pool is None
-        self._gate = PoolGate(pool_size, self._pool_timeout) if pool is None else None
+        self._gate = (
+            PoolGate(pool_size, self._pool_timeout, release=self._give_back)
+            if pool is None
+            else None
+        )
         self._ready = False
         self._closed = False
         self._start_lock = asyncio.Lock()
-        self._calls: dict[str, Call] = {}  # by algorithm.namespace
+        self._calls: dict[str, Call | PolicyCall] = {}  # by algorithm.namespace
         self._lease_calls: dict[str, LeaseCall] = {}  # by algorithm.namespace
 
     def __repr__(self) -> str:
@@ -190,20 +196,26 @@ class AsyncPostgresBackend:
             cost = call.max_cost
         pool = self._pool if self._ready else await self._start()
         connection = await self._acquire(pool)
+        gate = self._gate
+        handed = False
         try:
             reply = await connection.fetchval(
-                call.sql, call.key_prefix + key, cost, now_us, consume, *call.args
+                call.sql, call.argument(key), cost, now_us, consume, *call.args
             )
-            await pool.release(connection)
+            # Straight to the next waiting task, if any: the pool's release and acquire cost
+            # more than the rest of the call around the statement.
+            handed = gate is not None and gate.hand_over(connection)
+            if not handed:
+                await pool.release(connection)
         except BaseException as exc:
             await self._release(pool, connection, exc)
             if isinstance(exc, Exception):
                 raise self._translate(exc) from None
             raise
         finally:
-            if self._gate is not None:
-                self._gate.leave()
-        return decode(reply, call.limit)
+            if gate is not None and not handed:
+                gate.leave()
+        return call.decode(reply)
 
     async def arefund(
         self, algorithm: Algorithm, key: str, amount: int, now_us: int | None
@@ -211,10 +223,8 @@ class AsyncPostgresBackend:
         """Give ``amount`` back to ``key`` in one function call (see
         :meth:`AsyncLimiter.refund <limits_core.AsyncLimiter.refund>`)."""
         call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
-        reply = await self._execute(
-            call.refund_sql, call.key_prefix + key, amount, now_us, *call.args
-        )
-        return decode(reply, call.limit)
+        reply = await self._execute(call.refund_sql, *call.refund_args(key, amount, now_us))
+        return call.decode(reply)
 
     async def aacquire(
         self, algorithm: Algorithm, key: str, lease_id: int, cost: int, now_us: int | None
@@ -235,7 +245,7 @@ class AsyncPostgresBackend:
 
     async def areset(self, algorithm: Algorithm, key: str) -> None:
         call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
-        await self._execute(self._statements.reset, call.key_prefix + key)
+        await self._execute(call.reset, call.argument(key))
 
     async def purge_expired(self, *, batch_size: int = 10_000, now_us: int | None = None) -> int:
         """Delete every row whose ``expires_at`` has passed, ``batch_size`` rows per
@@ -283,7 +293,7 @@ class AsyncPostgresBackend:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _plan(self, algorithm: Algorithm) -> Call:
+    def _plan(self, algorithm: Algorithm) -> Call | PolicyCall:
         call = plan(algorithm, self._statements, self._prefix)
         self._calls[algorithm.namespace] = call
         return call
@@ -324,7 +334,8 @@ class AsyncPostgresBackend:
         """A pool connection, after waiting at most about ``pool_timeout`` for one.
 
         On the pool this backend created, the gate bounds the wait (and the caller leaves the
-        gate once it has released the connection); on a caller's pool, which others may be
+        gate once it has released the connection), and may hand over a connection straight
+        from the task that used it last; on a caller's pool, which others may be
         using too, asyncio.timeout() does.
         """
         gate = self._gate
@@ -333,7 +344,11 @@ class AsyncPostgresBackend:
                 async with asyncio.timeout(self._pool_timeout):
                     return await pool.acquire()
             if not gate.try_enter():
-                await gate.enter()
+                handed = await gate.enter()
+                if handed is not None:
+                    if not handed.is_closed():
+                        return handed
+                    await self._give_back(handed)  # the pool replaces it
         except Exception as exc:
             raise self._translate(exc) from None
         try:
@@ -343,6 +358,13 @@ class AsyncPostgresBackend:
             if isinstance(exc, Exception):
                 raise self._translate(exc) from None
             raise
+
+    async def _give_back(self, connection: Any) -> None:
+        """Release a connection handed over to a task cancelled before it could use it."""
+        try:
+            await self._pool.release(connection)
+        except Exception as exc:
+            logger.debug("limits-core: releasing a connection failed: %r", exc)
 
     async def _release(self, pool: Any, connection: Any, error: BaseException) -> None:
         """Give ``connection`` back to the pool after ``error``, ending it first when the

@@ -33,6 +33,7 @@ from algorithms import (
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision, decision_from_us
 from limits_core.errors import ConfigurationError
+from limits_core.policy import Policy, combine
 
 __all__ = [
     "DEFAULT_SCHEMA",
@@ -40,6 +41,7 @@ __all__ = [
     "Call",
     "Layout",
     "LeaseCall",
+    "PolicyCall",
     "check_identifier",
     "decode",
     "lease_plan",
@@ -54,21 +56,31 @@ DEFAULT_TABLE = "limits_state"
 #: derived names (``<table>_token_bucket``) within PostgreSQL's 63-byte limit.
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,39}\Z")
 
-#: The algorithms that have a function, and the files that define them.
-_FUNCTIONS = (
+#: The algorithms decided by a function of their own, which also has a ``<kind>_refund``.
+_KINDS = (
     "fixed_window",
     "sliding_log",
     "token_bucket",
-    "purge_expired",
     "sliding_window_counter",
     "gcra",
     "leaky_bucket",
+)
+#: Every function of a table, each in the file of its name.
+_FUNCTIONS = (
+    *_KINDS,
+    "purge_expired",
     "concurrency",
     "concurrency_release",
+    "policy",
+    "policy_reset",
+    "policy_refund",
 )
 _DDL_FILES = ("schema.sql", *(f"{name}.sql" for name in _FUNCTIONS))
 #: The refund functions, each defined in its algorithm's file, after the deciding one.
-_REFUNDS = tuple(f"{name}_refund" for name in _FUNCTIONS if name != "purge_expired")
+_REFUNDS = tuple(f"{kind}_refund" for kind in _KINDS)
+#: The kinds decided by a plain statement (``<kind>_statement.sql``) rather than a function
+#: call: a PL/pgSQL call costs the server more than the statement inside it.
+_STATEMENTS = frozenset({"fixed_window", "token_bucket"})
 
 #: First half of the advisory lock key taken while creating the schema (the second half is a
 #: CRC of the table's qualified name): "lcdb" in ASCII.
@@ -182,7 +194,10 @@ class Layout:
         with ``$1`` key, ``$2`` cost, ``$3`` now (µs, or NULL for the server's clock), ``$4``
         consume, then the algorithm's ``parameters``. Every argument is cast, so the prepared
         statement is the same whatever integer type a driver sends (psycopg sends the smallest
-        that fits)."""
+        that fits). A kind with a ``<kind>_statement.sql`` runs that plain statement instead,
+        with the same parameters and reply."""
+        if kind in _STATEMENTS:
+            return self._render(_template(f"{kind}_statement.sql"))
         types = ("text", "bigint", "bigint", "boolean", *("bigint",) * parameters)
         args = ", ".join(f"${i}::{t}" for i, t in enumerate(types, 1))
         return f"SELECT {self.function(kind)}({args})"
@@ -195,12 +210,31 @@ class Layout:
         args = ", ".join(f"${i}::{t}" for i, t in enumerate(types, 1))
         return f"SELECT {self.function(kind + '_refund')}({args})"
 
+    @property
+    def policy_call(self) -> str:
+        """The statement deciding one request of a policy: ``$1`` the components' keys,
+        ``$2`` cost, ``$3`` now, ``$4`` consume, ``$5`` their kinds, ``$6`` their parameters
+        (:data:`POLICY_PARAMETERS` each)."""
+        return (
+            f"SELECT {self.function('policy')}($1::text[], $2::bigint, $3::bigint, "
+            "$4::boolean, $5::text[], $6::bigint[])"
+        )
+
+    @property
+    def policy_refund_call(self) -> str:
+        """The statement giving cost back to every limit of a policy: :attr:`policy_call`'s
+        arguments with ``$2`` the amount, and no consume."""
+        return (
+            f"SELECT {self.function('policy_refund')}($1::text[], $2::bigint, $3::bigint, "
+            "$4::text[], $5::bigint[])"
+        )
+
 
 class Statements:
     """The runtime SQL of one layout. Every statement uses PostgreSQL's own ``$n``
     placeholders: asyncpg takes them as they are, psycopg through its ``RawCursor``."""
 
-    __slots__ = ("check", "layout", "lock", "purge", "reset")
+    __slots__ = ("check", "layout", "lock", "policy_reset", "purge", "reset")
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
@@ -208,6 +242,7 @@ class Statements:
         self.check = "SELECT obj_description(to_regclass($1), 'pg_class')"
         self.lock = "SELECT pg_advisory_xact_lock($1, $2)"
         self.reset = f"DELETE FROM {layout.qualified_table} WHERE key = $1"
+        self.policy_reset = f"SELECT {layout.function('policy_reset')}($1::text[])"
         self.purge = f"SELECT {layout.function('purge_expired')}($1, $2)"
 
 
@@ -218,7 +253,8 @@ class Call:
     A decision sends ``sql`` with ``(key_prefix + key, cost, now_us, consume, *args)`` and gets
     back one value, the array ``[allowed (1 or 0), remaining, reset_after_us, retry_after_us]``,
     which :func:`decode` turns into a Decision. A refund sends ``refund_sql`` with
-    ``(key_prefix + key, amount, now_us, *args)`` and gets back the same.
+    :meth:`refund_args` and gets back the same. ``reset`` deletes
+    the key's state, given :meth:`argument`.
     """
 
     sql: str
@@ -227,6 +263,43 @@ class Call:
     args: tuple[int, ...]
     limit: int
     max_cost: int
+    reset: str
+
+    def argument(self, key: str) -> str:
+        """The statement's first argument for the user key ``key``: the stored key."""
+        return self.key_prefix + key
+
+    def refund_args(self, key: str, amount: int, now_us: int | None) -> tuple[Any, ...]:
+        return (self.key_prefix + key, amount, now_us, *self.args)
+
+    def decode(self, reply: list[int]) -> Decision:
+        return decode(reply, self.limit)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyCall:
+    """A :class:`~limits_core.Policy`'s call, with the interface of :class:`Call`: one key per
+    component as the first argument, one quadruple per component in the reply, combined by
+    :func:`limits_core.policy.combine` as on every backend."""
+
+    sql: str
+    refund_sql: str
+    key_prefixes: tuple[str, ...]
+    args: tuple[list[str], list[int]]
+    limits: tuple[int, ...]
+    max_cost: int
+    reset: str
+
+    def argument(self, key: str) -> list[str]:
+        return [prefix + key for prefix in self.key_prefixes]
+
+    def refund_args(self, key: str, amount: int, now_us: int | None) -> tuple[Any, ...]:
+        return (self.argument(key), amount, now_us, *self.args)
+
+    def decode(self, reply: list[int]) -> Decision:
+        return combine(
+            [decode(reply[4 * i : 4 * i + 4], limit) for i, limit in enumerate(self.limits)]
+        )
 
 
 def _fixed_window(algorithm: Any) -> tuple[int, ...]:
@@ -280,19 +353,33 @@ _ENCODERS: dict[type[Any], Callable[[Any], tuple[int, ...]]] = {
 }
 
 
-def plan(algorithm: Algorithm, statements: Statements, prefix: str) -> Call:
-    """The call deciding ``algorithm`` on these statements' table, for keys under ``prefix``.
+#: Parameters per component in a policy call's array: the most any algorithm takes.
+POLICY_PARAMETERS = 5
 
-    The stored key is ``prefix + algorithm.namespace + ":" + key``: the namespace holds the
-    algorithm's parameters, so two limits on one key never share state.
-    """
+
+def _encoder(algorithm: Algorithm) -> Callable[[Any], tuple[int, ...]]:
     encode = _ENCODERS.get(type(algorithm))
     if encode is None:
         supported = ", ".join(sorted(cls.__name__ for cls in _ENCODERS))
         raise ConfigurationError(
-            f"the PostgreSQL backends support {supported}; got {type(algorithm).__name__}"
+            f"the PostgreSQL backends support {supported} and policies of them; "
+            f"got {type(algorithm).__name__}"
         )
-    args = encode(algorithm)
+    return encode
+
+
+def plan(algorithm: Algorithm, statements: Statements, prefix: str) -> Call | PolicyCall:
+    """The call deciding ``algorithm`` (or policy) on these statements' table, for keys under
+    ``prefix``.
+
+    The stored key is ``prefix + algorithm.namespace + ":" + key``: the namespace holds the
+    algorithm's parameters, so two limits on one key never share state. A policy stores one
+    row per component, ``prefix + policy.namespace + ":" + component.namespace + ":" + key``,
+    apart from the same algorithm used alone (as on Redis and in memory).
+    """
+    if isinstance(algorithm, Policy):
+        return _plan_policy(algorithm, statements, prefix)
+    args = _encoder(algorithm)(algorithm)
     return Call(
         sql=statements.layout.call(algorithm.kind, len(args)),
         refund_sql=statements.layout.refund_call(algorithm.kind, len(args)),
@@ -300,6 +387,25 @@ def plan(algorithm: Algorithm, statements: Statements, prefix: str) -> Call:
         args=args,
         limit=algorithm.limit,
         max_cost=algorithm.limit + 1,
+        reset=statements.reset,
+    )
+
+
+def _plan_policy(policy: Policy, statements: Statements, prefix: str) -> PolicyCall:
+    params: list[int] = []
+    for component in policy.algorithms:
+        values = _encoder(component)(component)
+        params += (*values, *(0,) * (POLICY_PARAMETERS - len(values)))
+    return PolicyCall(
+        sql=statements.layout.policy_call,
+        refund_sql=statements.layout.policy_refund_call,
+        key_prefixes=tuple(
+            f"{prefix}{policy.namespace}:{component.namespace}:" for component in policy.algorithms
+        ),
+        args=([component.kind for component in policy.algorithms], params),
+        limits=tuple(component.limit for component in policy.algorithms),
+        max_cost=policy.limit + 1,
+        reset=statements.policy_reset,
     )
 
 
@@ -338,16 +444,16 @@ def lease_plan(algorithm: Algorithm, statements: Statements, prefix: str) -> Lea
     """The acquire and release of the concurrency limit ``algorithm`` (see :func:`plan`)."""
     if not isinstance(algorithm, Concurrency):
         raise ConfigurationError(f"{algorithm!r} holds no leases")
-    call = plan(algorithm, statements, prefix)
+    args = _encoder(algorithm)(algorithm)
     layout = statements.layout
     return LeaseCall(
-        acquire_sql=layout.call(algorithm.kind, len(call.args) + 1),
+        acquire_sql=layout.call(algorithm.kind, len(args) + 1),
         release_sql=(
             f"SELECT {layout.function('concurrency_release')}($1::text, $2::bigint, $3::bigint)"
         ),
-        key_prefix=call.key_prefix,
-        args=call.args,
-        limit=call.limit,
+        key_prefix=f"{prefix}{algorithm.namespace}:",
+        args=args,
+        limit=algorithm.limit,
     )
 
 

@@ -15,6 +15,7 @@ from backends.postgres.common import (
     Call,
     Layout,
     LeaseCall,
+    PolicyCall,
     check_batch_size,
     check_options,
     decode,
@@ -143,7 +144,7 @@ class PostgresBackend:
         self._closed = False
         self._start_lock = threading.Lock()
         self._checking = threading.Lock()
-        self._calls: dict[str, Call] = {}  # by algorithm.namespace
+        self._calls: dict[str, Call | PolicyCall] = {}  # by algorithm.namespace
         self._lease_calls: dict[str, LeaseCall] = {}  # by algorithm.namespace
 
     def __repr__(self) -> str:
@@ -176,7 +177,7 @@ class PostgresBackend:
                     self._cursor(connection)
                     .execute(
                         call.sql,
-                        (call.key_prefix + key, cost, now_us, consume, *call.args),
+                        (call.argument(key), cost, now_us, consume, *call.args),
                         prepare=self._prepare,
                     )
                     .fetchone()[0]
@@ -187,14 +188,14 @@ class PostgresBackend:
                 pool.putconn(connection)
         except Exception as exc:
             raise self._translate(exc) from None
-        return decode(reply, call.limit)
+        return call.decode(reply)
 
     def refund(self, algorithm: Algorithm, key: str, amount: int, now_us: int | None) -> Decision:
         """Give ``amount`` back to ``key`` in one function call (see :meth:`Limiter.refund
         <limits_core.Limiter.refund>`); a key with no row stays without."""
         call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
-        row = self._execute(call.refund_sql, (call.key_prefix + key, amount, now_us, *call.args))
-        return decode(row[0], call.limit)
+        row = self._execute(call.refund_sql, call.refund_args(key, amount, now_us))
+        return call.decode(row[0])
 
     def acquire(
         self, algorithm: Algorithm, key: str, lease_id: int, cost: int, now_us: int | None
@@ -209,7 +210,7 @@ class PostgresBackend:
 
     def reset(self, algorithm: Algorithm, key: str) -> None:
         call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
-        self._execute(self._statements.reset, (call.key_prefix + key,))
+        self._execute(call.reset, (call.argument(key),))
 
     def purge_expired(self, *, batch_size: int = 10_000, now_us: int | None = None) -> int:
         """Delete every row whose ``expires_at`` has passed, ``batch_size`` rows per
@@ -243,7 +244,7 @@ class PostgresBackend:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _plan(self, algorithm: Algorithm) -> Call:
+    def _plan(self, algorithm: Algorithm) -> Call | PolicyCall:
         call = plan(algorithm, self._statements, self._prefix)
         self._calls[algorithm.namespace] = call
         return call
