@@ -51,6 +51,11 @@ ASYNC_BACKENDS = [
     pytest.param("redis_async_limiters", id="redis", marks=pytest.mark.redis),
     pytest.param("redis_cluster_async_limiters", id="redis-cluster", marks=pytest.mark.redis),
     pytest.param("postgres_async_limiters", id="postgres", marks=pytest.mark.postgres),
+    pytest.param(
+        "postgres_uncoalesced_async_limiters",
+        id="postgres-uncoalesced",
+        marks=pytest.mark.postgres,
+    ),
 ]
 
 

@@ -27,6 +27,7 @@ FUNCTIONS = (
     "gcra",
     "leaky_bucket",
     "purge_expired",
+    "batch",
 )
 
 BAD_NAMES = ["", "A", "Users", "a-b", 'a"b', "a;drop table x", "1abc", "x" * 41, "é", " a", None, 7]

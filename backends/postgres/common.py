@@ -60,6 +60,7 @@ _FUNCTIONS = (
     "sliding_window_counter",
     "gcra",
     "leaky_bucket",
+    "batch",
 )
 _DDL_FILES = ("schema.sql", *(f"{name}.sql" for name in _FUNCTIONS))
 
@@ -310,3 +311,10 @@ def check_batch_size(batch_size: object) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
     return min(batch_size, 2**31 - 1)
+
+
+def check_max_batch_size(value: object) -> int:
+    """Validate the most decisions one batch statement may hold."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000:
+        raise ConfigurationError(f"max_batch_size must be an int from 1 to 10000, got {value!r}")
+    return value

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from backends.postgres.batch import BatchCall, decode_many, plan_batch
 from backends.postgres.common import (
     DEFAULT_SCHEMA,
     DEFAULT_TABLE,
@@ -33,6 +34,7 @@ from limits_core.errors import (
     ConfigurationError,
     LimitsCoreError,
 )
+from limits_core.policy import Policy
 
 __all__ = ["PostgresBackend"]
 
@@ -142,6 +144,7 @@ class PostgresBackend:
         self._start_lock = threading.Lock()
         self._checking = threading.Lock()
         self._calls: dict[str, Call] = {}  # by algorithm.namespace
+        self._batch_calls: dict[str, BatchCall] = {}  # by algorithm.namespace
 
     def __repr__(self) -> str:
         return (
@@ -186,6 +189,25 @@ class PostgresBackend:
             raise self._translate(exc) from None
         return decode(reply, call.limit)
 
+    def decide_many(
+        self,
+        algorithm: Algorithm,
+        requests: Sequence[tuple[str, int]],
+        now_us: int | None,
+        consume: bool,
+    ) -> list[Decision]:
+        """Decide ``requests`` (``(key, cost)`` pairs) in one statement: one round trip, one
+        transaction; the decisions come back in request order, and requests on one key are
+        applied in their order, each seeing the ones before it. Costs above the limit are
+        capped as :meth:`decide` caps them. A policy is decided one request at a time."""
+        if isinstance(algorithm, Policy):
+            return [self.decide(algorithm, key, cost, now_us, consume) for key, cost in requests]
+        call = self._batch_calls.get(algorithm.namespace) or self._plan_batch(algorithm)
+        if not requests:
+            return []
+        row = self._execute(call.sql, call.arguments(requests, now_us, consume))
+        return decode_many(row[0], call.limit)
+
     def reset(self, algorithm: Algorithm, key: str) -> None:
         call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
         self._execute(self._statements.reset, (call.key_prefix + key,))
@@ -225,6 +247,11 @@ class PostgresBackend:
     def _plan(self, algorithm: Algorithm) -> Call:
         call = plan(algorithm, self._statements, self._prefix)
         self._calls[algorithm.namespace] = call
+        return call
+
+    def _plan_batch(self, algorithm: Algorithm) -> BatchCall:
+        call = plan_batch(algorithm, self._statements, self._prefix)
+        self._batch_calls[algorithm.namespace] = call
         return call
 
     def _translate(self, exc: BaseException) -> LimitsCoreError:

@@ -1,0 +1,66 @@
+-- limits-core: many decisions of one algorithm in one statement (one round trip, one commit).
+--
+-- Request i is (p_keys[i], p_costs[i], p_nows[i], p_consumes[i]); p_params are the algorithm's
+-- trailing arguments, as a single decision passes them. Each request is decided by the
+-- algorithm's own function, so a batch decides exactly as the same calls made one by one.
+--
+-- Requests run in the order (key, i): requests on one key keep their order and each sees the
+-- effect of the ones before it, and every batch takes its row locks in ascending key order, so
+-- two batches locking overlapping keys wait for each other but never deadlock. The key order is
+-- the "C" collation's, the table key's own.
+--
+-- The whole batch is one transaction: if it fails (or its connection is lost before the
+-- commit), no request of it is counted.
+--
+-- Returns the decisions in request order, flattened four values per request:
+-- ARRAY[allowed_1, remaining_1, reset_after_us_1, retry_after_us_1, allowed_2, ...].
+DO $$
+BEGIN
+    IF (SELECT prorettype FROM pg_proc
+        WHERE oid = to_regprocedure('@batch@(text, text[], bigint[], bigint[], boolean[], bigint[])')) <> 'bigint[]'::regtype THEN
+        DROP FUNCTION @batch@(text, text[], bigint[], bigint[], boolean[], bigint[]);
+    END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION @batch@(
+    p_kind text, p_keys text[], p_costs bigint[], p_nows bigint[], p_consumes boolean[],
+    p_params bigint[]
+) RETURNS bigint[] LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_count integer := coalesce(cardinality(p_keys), 0);
+    v_out bigint[] := array_fill(0::bigint, ARRAY[4 * v_count]);
+    v_reply bigint[];
+    v_i integer;
+BEGIN
+    IF coalesce(cardinality(p_costs), 0) <> v_count OR coalesce(cardinality(p_nows), 0) <> v_count
+            OR coalesce(cardinality(p_consumes), 0) <> v_count THEN
+        RAISE EXCEPTION 'limits-core: batch arrays of different lengths';
+    END IF;
+    FOR v_i IN
+        SELECT r.i FROM unnest(p_keys) WITH ORDINALITY AS r(k, i) ORDER BY r.k COLLATE "C", r.i
+    LOOP
+        v_reply := CASE p_kind
+            WHEN 'fixed_window' THEN @fixed_window@(
+                p_keys[v_i], p_costs[v_i], p_nows[v_i], p_consumes[v_i], p_params[1], p_params[2])
+            WHEN 'token_bucket' THEN @token_bucket@(
+                p_keys[v_i], p_costs[v_i], p_nows[v_i], p_consumes[v_i],
+                p_params[1], p_params[2], p_params[3], p_params[4], p_params[5])
+            WHEN 'sliding_log' THEN @sliding_log@(
+                p_keys[v_i], p_costs[v_i], p_nows[v_i], p_consumes[v_i], p_params[1], p_params[2])
+            WHEN 'sliding_window_counter' THEN @sliding_window_counter@(
+                p_keys[v_i], p_costs[v_i], p_nows[v_i], p_consumes[v_i], p_params[1], p_params[2])
+            WHEN 'gcra' THEN @gcra@(
+                p_keys[v_i], p_costs[v_i], p_nows[v_i], p_consumes[v_i],
+                p_params[1], p_params[2], p_params[3], p_params[4])
+            WHEN 'leaky_bucket' THEN @leaky_bucket@(
+                p_keys[v_i], p_costs[v_i], p_nows[v_i], p_consumes[v_i],
+                p_params[1], p_params[2], p_params[3], p_params[4], p_params[5])
+        END;
+        IF v_reply IS NULL THEN
+            RAISE EXCEPTION 'limits-core: no batch decision for algorithm %', p_kind;
+        END IF;
+        v_out[4 * v_i - 3 : 4 * v_i] := v_reply;
+    END LOOP;
+    RETURN v_out;
+END
+$$;
