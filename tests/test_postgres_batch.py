@@ -30,6 +30,8 @@ pytestmark = pytest.mark.postgres
 
 #: ``[(now offset µs, consume, [(key index, cost)])]``: batches in time order.
 Program = list[tuple[int, bool, list[tuple[int, int]]]]
+#: Keys per program: few enough to repeat within a batch, enough for batches of distinct keys.
+KEYS = 5
 
 
 @st.composite
@@ -37,14 +39,18 @@ def batch_programs(draw: st.DrawFn, algorithm: Algorithm) -> Program:
     period = int(getattr(algorithm, "rate").period_us)  # noqa: B009 - all of them have one
     limit = algorithm.limit
     cost = st.one_of(st.just(1), st.integers(1, limit + 2), st.just(10**15))
-    request = st.tuples(st.integers(0, 2), cost)
+    request = st.tuples(st.integers(0, KEYS - 1), cost)
     step = st.one_of(st.just(0), st.integers(1, period // 3), st.integers(0, 2 * period))
     program: Program = []
     now = 0
     for _ in range(draw(st.integers(1, 6))):
         now += draw(step)
         consume = draw(st.sampled_from([True, True, False]))
-        program.append((now, consume, draw(st.lists(request, max_size=12))))
+        requests = st.one_of(
+            st.lists(request, max_size=12),
+            st.lists(request, min_size=2, max_size=KEYS, unique_by=lambda r: r[0]),
+        )
+        program.append((now, consume, draw(requests)))
     return program
 
 
@@ -68,6 +74,7 @@ def model_decisions(algorithm: Algorithm, program: Program) -> list[list[Decisio
 @pytest.fixture(scope="module")
 def sync_backend(postgres_dsn: str) -> Iterator[PostgresBackend]:
     backend = PostgresBackend(postgres_dsn, table=random_table())
+    backend.create_schema()  # a program may send nothing, and the rows are read
     yield backend
     backend.close()
     drop_layout(postgres_dsn, backend.layout)
@@ -83,22 +90,45 @@ def async_backend(postgres_dsn: str) -> Iterator[tuple[asyncio.Runner, AsyncPost
     drop_layout(postgres_dsn, backend.layout)
 
 
+def _rows(dsn: str, backend: PostgresBackend, keys: list[str]) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    with psycopg.connect(dsn) as connection:
+        cursor = connection.execute(
+            f"SELECT n, t, log_t, log_n, expires_at FROM {backend.layout.qualified_table} "
+            "WHERE key = ANY(%s) ORDER BY key",
+            (keys,),
+        )
+        return cursor.fetchall()
+
+
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))
 def test_decide_many_agrees_with_the_model_request_by_request(
-    name: str, sync_backend: PostgresBackend
+    name: str, sync_backend: PostgresBackend, postgres_dsn: str
 ) -> None:
+    """The decisions are the model's, and the stored rows are those that the same requests
+    made one by one with ``decide`` leave."""
     algorithm = ALGORITHMS[name]
 
     @given(batch_programs(algorithm))
     def check(program: Program) -> None:
-        keys = [uuid.uuid4().hex for _ in range(3)]
-        got = [
-            sync_backend.decide_many(
-                algorithm, [(keys[k], cost) for k, cost in requests], START_US + now, consume
+        run = uuid.uuid4().hex
+        batched = [f"{run}:b{i}" for i in range(KEYS)]
+        single = [f"{run}:s{i}" for i in range(KEYS)]
+        got = []
+        for now, consume, requests in program:
+            got.append(
+                sync_backend.decide_many(
+                    algorithm, [(batched[k], c) for k, c in requests], START_US + now, consume
+                )
             )
-            for now, consume, requests in program
-        ]
+            for k, cost in requests:
+                sync_backend.decide(algorithm, single[k], cost, START_US + now, consume)
         assert got == model_decisions(algorithm, program)
+        prefix = f"{algorithm.namespace}:"
+        assert _rows(postgres_dsn, sync_backend, [prefix + k for k in batched]) == _rows(
+            postgres_dsn, sync_backend, [prefix + k for k in single]
+        )
 
     check()
 
@@ -112,7 +142,7 @@ def test_adecide_many_agrees_with_the_model_request_by_request(
 
     @given(batch_programs(algorithm))
     def check(program: Program) -> None:
-        keys = [uuid.uuid4().hex for _ in range(3)]
+        keys = [uuid.uuid4().hex for _ in range(KEYS)]
         got = [
             runner.run(
                 backend.adecide_many(
