@@ -41,15 +41,16 @@ DECLARE
     v_now bigint;
     v_n bigint;
     v_t bigint;
+    v_admitted integer := 0;
 BEGIN
     IF coalesce(cardinality(p_costs), 0) <> v_count OR coalesce(cardinality(p_nows), 0) <> v_count
             OR coalesce(cardinality(p_consumes), 0) <> v_count THEN
         RAISE EXCEPTION 'limits-core: batch arrays of different lengths';
     END IF;
-    IF p_kind = 'fixed_window' AND v_count > 1
-            AND NOT EXISTS (SELECT FROM unnest(p_consumes) AS c(consume) WHERE c.consume IS NOT TRUE)
-            AND NOT EXISTS (SELECT FROM unnest(p_nows) AS n(now) WHERE n.now IS DISTINCT FROM p_nows[1])
-            AND (SELECT count(DISTINCT k.key) FROM unnest(p_keys) AS k(key)) = v_count THEN
+    IF p_kind = 'fixed_window' AND v_count > 1 AND (
+            SELECT count(DISTINCT u.k) = v_count AND bool_and(u.c IS TRUE)
+                   AND bool_and(u.n IS NOT DISTINCT FROM p_nows[1])
+            FROM unnest(p_keys, p_consumes, p_nows) AS u(k, c, n)) THEN
         v_now := coalesce(p_nows[1], (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
         FOR v_i, v_n, v_t IN
             WITH r AS (
@@ -72,7 +73,11 @@ BEGIN
             v_out[4 * v_i - 3 : 4 * v_i] :=
                 ARRAY[1, p_params[1] - v_n, v_t + p_params[2] - greatest(v_now, v_t), 0];
             v_done[v_i] := true;
+            v_admitted := v_admitted + 1;
         END LOOP;
+        IF v_admitted = v_count THEN
+            RETURN v_out;
+        END IF;
     END IF;
     FOR v_i IN
         SELECT r.i FROM unnest(p_keys) WITH ORDINALITY AS r(k, i) ORDER BY r.k COLLATE "C", r.i
