@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from backends.postgres.common import Statements, plan
+from backends.postgres.common import Call, Statements, plan
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision, decision_from_us
 
@@ -25,9 +25,12 @@ class BatchCall:
 
     ``sql`` takes ``(kind, keys, costs, nows, consumes, params)``: the keys already prefixed,
     the costs already capped at ``max_cost``, and ``params`` the algorithm's arguments.
+    ``single`` is the algorithm's one-decision call (see :class:`~backends.postgres.common.Call`),
+    cheaper for a batch of one; its reply has the batch's shape.
     """
 
     sql: str
+    single: Call
     kind: str
     key_prefix: str
     params: list[int]  # a list: psycopg sends a tuple as a record, not an array
@@ -55,6 +58,7 @@ def plan_batch(algorithm: Algorithm, statements: Statements, prefix: str) -> Bat
             f"SELECT {function}($1::text, $2::text[], $3::bigint[], $4::bigint[], "
             "$5::boolean[], $6::bigint[])"
         ),
+        single=call,
         kind=algorithm.kind,
         key_prefix=call.key_prefix,
         params=list(call.args),
