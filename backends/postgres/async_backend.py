@@ -100,7 +100,9 @@ class AsyncPostgresBackend:
             stops at one round trip per decision and per connection. An idle system sends
             each decision at once, alone. ``False`` sends every decision as its own statement.
             :attr:`stats` reports the batches.
-        max_batch_size: most decisions in one coalesced statement.
+        max_batch_size: most decisions in one coalesced statement. Small enough that under
+            load several batches are in flight at once, the server deciding one while this
+            process prepares the next.
 
     Errors: connection failures, shutdowns, timeouts and a full pool raise
     :class:`~limits_core.BackendUnavailable` (password masked); a decision whose connection
@@ -128,7 +130,7 @@ class AsyncPostgresBackend:
         purge_batch_size: int = 10_000,
         server_settings: dict[str, str] | None = None,
         coalesce: bool = True,
-        max_batch_size: int = 100,
+        max_batch_size: int = 25,
     ) -> None:
         if (dsn is None) == (pool is None):
             raise ConfigurationError("give AsyncPostgresBackend either a dsn or a pool")
