@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from limits_core.algorithm import NEVER, StepResult
+from limits_core.algorithm import NEVER, RefundResult, StepResult
 from limits_core.decision import decision_from_us
 from limits_core.rate import Rate
 
@@ -30,6 +30,9 @@ class FixedWindow:
 
     A burst of up to ``2 * limit`` can pass across a window boundary; choose
     :class:`~algorithms.SlidingLog` or a sliding window counter when that matters.
+
+    :meth:`refund` lowers the live window's count, down to zero; the window keeps its start
+    and end. A window that has ended has nothing to give back (its state is deleted).
     """
 
     kind: ClassVar[str] = "fixed_window"
@@ -77,3 +80,12 @@ class FixedWindow:
             (start, count),
             start + self._period_us,
         )
+
+    def refund(self, state: FixedWindowState | None, now_us: int, amount: int) -> RefundResult:
+        """Give back to the live window: ``n = max(0, n - amount)``."""
+        if state is None:
+            return None, 0
+        start, count = state
+        if now_us - start >= self._period_us:
+            return None, 0
+        return (start, max(0, count - amount)), start + self._period_us

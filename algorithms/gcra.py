@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from algorithms._exact import ceil_div, check_size, scaled_rate
-from limits_core.algorithm import NEVER, StepResult
+from limits_core.algorithm import NEVER, RefundResult, StepResult
 from limits_core.decision import decision_from_us
 from limits_core.rate import Rate
 
@@ -55,6 +55,9 @@ class GCRA:
     store (one time instead of a level and a time) and in redis-cell compatibility. Per key,
     time never runs backwards: a ``now`` earlier than ``tat - burst * T``, which only a clock
     that went back can produce, is treated as that time, so the reply stays within its bounds.
+
+    :meth:`refund` moves the TAT back by ``amount`` emission intervals, never before ``now``:
+    a fully rested key is the same as no state, and is deleted.
     """
 
     kind: ClassVar[str] = "gcra"
@@ -139,3 +142,18 @@ class GCRA:
             (now_us + ttl // scale, ttl % scale),
             now_us + reset_us,
         )
+
+    def refund(self, state: GCRAState | None, now_us: int, amount: int) -> RefundResult:
+        """Move the TAT back: ``tat = max(now, tat - amount * T)``, exactly, in scaled units.
+
+        A TAT beyond the tolerance (a clock that went back) moves back from where it is, so
+        the refund gives back ``amount`` and no more; and never more than ``burst``.
+        """
+        if state is None:
+            return None, 0
+        scale = self._scale
+        tat_us, frac = state
+        tat = tat_us * scale + frac - min(amount, self.burst) * self._interval
+        if tat <= now_us * scale:
+            return None, 0
+        return (tat // scale, tat % scale), ceil_div(tat, scale)

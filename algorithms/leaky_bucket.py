@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from algorithms._exact import ceil_div, check_size, scaled_rate
-from limits_core.algorithm import NEVER, StepResult
+from limits_core.algorithm import NEVER, RefundResult, StepResult
 from limits_core.decision import decision_from_us
 from limits_core.rate import Rate
 
@@ -46,6 +46,9 @@ class LeakyBucket:
     Choose it when "a bucket that fills with work and drains at the rate" is the picture your
     users have. Per key, time never runs backwards: a ``now`` before the stored time is
     treated as the stored time.
+
+    :meth:`refund` drains ``amount`` at once, down to empty: an empty bucket is the same as no
+    state, and is deleted.
     """
 
     kind: ClassVar[str] = "leaky_bucket"
@@ -124,3 +127,18 @@ class LeakyBucket:
             (level, now_us),
             now_us + reset_us,
         )
+
+    def refund(self, state: LeakyBucketState | None, now_us: int, amount: int) -> RefundResult:
+        """Drain ``amount`` at once: ``level = max(0, level_now - amount)``."""
+        if state is None:
+            return None, 0
+        level, last = state
+        elapsed = now_us - last
+        if elapsed < 0:
+            now_us, elapsed = last, 0
+        elif elapsed >= self._empty_us:
+            return None, 0
+        level -= elapsed * self._drain + amount * self._unit
+        if level <= 0:
+            return None, 0
+        return (level, now_us), now_us + ceil_div(level, self._drain)

@@ -6,7 +6,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from limits_core.algorithm import NEVER, StepResult
+from limits_core.algorithm import NEVER, RefundResult, StepResult
 from limits_core.decision import decision_from_us
 from limits_core.rate import Rate
 
@@ -51,6 +51,11 @@ class SlidingLog:
     - Memory per key: a timestamp and a running total per admitted request still in the
       window, so at most ``limit`` entries (each request costs at least 1), plus slack of at
       most as much again before compaction.
+
+    :meth:`refund` takes ``amount`` units off the newest entries of the log, the most recent
+    admissions (the cost a caller gives back is the cost it was just admitted), and drops the
+    entries left empty, so the log stays bounded. A log with no unit left in the window is the
+    same as no state, and is deleted.
     """
 
     kind: ClassVar[str] = "sliding_log"
@@ -115,3 +120,24 @@ class SlidingLog:
             fresh.totals.append(used + cost)
             new_state = (fresh, 0, hi - lo + 1)
         return decision, new_state, now_us + period
+
+    def refund(self, state: SlidingLogState | None, now_us: int, amount: int) -> RefundResult:
+        """Take ``amount`` units off the newest entries (all the live ones at most)."""
+        if state is None:
+            return None, 0
+        log, lo, hi = state
+        times, totals = log.times, log.totals
+        if now_us < times[hi - 1]:
+            now_us = times[hi - 1]
+        live = bisect_right(times, now_us - self._period_us, lo, hi)
+        if live == hi or amount >= totals[hi - 1] - (totals[live - 1] if live else 0):
+            return None, 0
+        # Keep every unit up to the running total `keep`; `last` is the entry holding it.
+        keep = totals[hi - 1] - amount
+        last = bisect_left(totals, keep, live, hi)
+        base = totals[lo - 1] if lo else 0
+        # States share the log's buffers (see _Log): the shortened log is a fresh copy. The
+        # entries that left the window stay, as after a hit, so every backend keeps the same.
+        fresh = _Log(times[lo : last + 1], [t - base for t in totals[lo : last + 1]])
+        fresh.totals[-1] = keep - base
+        return (fresh, 0, len(fresh.times)), times[last] + self._period_us

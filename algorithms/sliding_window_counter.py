@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from algorithms._exact import EXACT, ceil_div
-from limits_core.algorithm import NEVER, StepResult
+from limits_core.algorithm import NEVER, RefundResult, StepResult
 from limits_core.decision import decision_from_us
 from limits_core.errors import ConfigurationError
 from limits_core.rate import Rate
@@ -67,6 +67,11 @@ class SlidingWindowCounter:
     are rejected with a ``ConfigurationError``. Per key, time never runs backwards: a ``now``
     before the newest admission is treated as that time (earlier, the estimate would be
     larger than the one that admitted it).
+
+    :meth:`refund` lowers the current window's count, down to zero. It does not reach into
+    the previous window: cost admitted there already weighs less every microsecond, and
+    giving it back would need to know when in that window it came. A key with nothing
+    admitted in the current window has nothing to give back.
     """
 
     kind: ClassVar[str] = "sliding_window_counter"
@@ -150,3 +155,25 @@ class SlidingWindowCounter:
             (now_us, prev, curr),
             start + 2 * period,
         )
+
+    def refund(
+        self, state: SlidingWindowCounterState | None, now_us: int, amount: int
+    ) -> RefundResult:
+        """Give back to the current window only: ``curr = max(0, curr - amount)``."""
+        if state is None:
+            return None, 0
+        period = self._period_us
+        last, prev, curr = state
+        if now_us < last:
+            now_us = last
+        start = now_us - now_us % period
+        gap = start - (last - last % period)
+        if gap >= 2 * period:
+            return None, 0
+        if gap:
+            # Nothing admitted in this window: the state is left as it is.
+            return state, start + period
+        curr = max(0, curr - amount)
+        if not curr and not prev:
+            return None, 0
+        return (last, prev, curr), start + (2 * period if curr else period)

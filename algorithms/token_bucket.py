@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from algorithms._exact import ceil_div, check_size, scaled_rate
-from limits_core.algorithm import NEVER, StepResult
+from limits_core.algorithm import NEVER, RefundResult, StepResult
 from limits_core.decision import decision_from_us
 from limits_core.rate import Rate
 
@@ -34,6 +34,9 @@ class TokenBucket:
     - ``retry_after``: time until the bucket holds ``cost`` tokens; ``inf`` if
       ``cost > burst``.
     - Memory per key: two integers (level, time).
+
+    :meth:`refund` puts ``amount`` tokens back, up to ``burst``: a bucket full again is the
+    same as no state, and is deleted.
     """
 
     kind: ClassVar[str] = "token_bucket"
@@ -112,3 +115,19 @@ class TokenBucket:
             (tokens, now_us),
             now_us + reset_us,
         )
+
+    def refund(self, state: TokenBucketState | None, now_us: int, amount: int) -> RefundResult:
+        """Put ``amount`` tokens back: ``tokens = min(capacity, tokens_now + amount)``."""
+        if state is None:
+            return None, 0
+        capacity, refill = self._capacity, self._refill
+        tokens, last = state
+        elapsed = now_us - last
+        if elapsed < 0:
+            now_us, elapsed = last, 0
+        elif elapsed >= self._fill_us:
+            return None, 0
+        tokens = min(capacity, tokens + elapsed * refill + amount * self._unit)
+        if tokens == capacity:
+            return None, 0
+        return (tokens, now_us), now_us + ceil_div(capacity - tokens, refill)

@@ -8,7 +8,10 @@ Contenders, sync (one decision per timed call):
 - ``throttled-py`` ``RedisStore``, fixed window and token bucket.
 
 Async: ``AsyncRedisBackend`` (and the raw seed loop on ``redis.asyncio``), one timed round being
-50 concurrent tasks of one decision each.
+50 concurrent tasks of one decision each; FixedWindow also uncoalesced (``coalesce=False``), and
+``limits`` 5.x async ``RedisStorage`` (redis-py) fixed window. ``test_async_tasks`` runs 50
+long-lived tasks, each deciding one request after another on 10,000 keys, alternating the
+contenders, and reports decisions per second and each call's p50 / p99 latency.
 
 Each contender runs on a hot key and on 10,000 keys, with a limit no run can reach (every call
 is admitted). Contenders alternate: the whole list is measured ``REPEATS`` times in turn, so a
@@ -80,6 +83,8 @@ SYNC = [
 ASYNC = [
     "raw seed (async)",
     "limits-core FixedWindow (async)",
+    "limits-core FixedWindow (async, uncoalesced)",
+    "limits FixedWindow (async)",
     "limits-core SlidingLog (async)",
     "limits-core TokenBucket (async)",
     "limits-core SlidingWindowCounter (async)",
@@ -95,6 +100,17 @@ INTERLEAVED: dict[tuple[str, str], float] = {}
 #: test_sync_interleaved: calls per turn, and turns per contender
 CHUNK = 200
 TURNS = int(os.environ.get("LIMITS_CORE_BENCH_TURNS", "40"))
+#: test_async_tasks: the contenders, calls per task per turn, and turns per contender
+TASK_CONTENDERS = [
+    "raw seed (async)",
+    "limits-core FixedWindow (async)",
+    "limits-core FixedWindow (async, uncoalesced)",
+    "limits FixedWindow (async)",
+]
+TASK_CALLS = 40
+TASK_TURNS = int(os.environ.get("LIMITS_CORE_BENCH_TASK_TURNS", "10"))
+#: test_async_tasks: (decisions per second, p50 s, p99 s) of each turn, by contender
+TASK_RESULTS: dict[str, list[tuple[float, float, float]]] = {}
 
 
 @pytest.fixture(scope="module")
@@ -171,11 +187,25 @@ def async_contender(name: str, prefix: str) -> tuple[Callable[[str], Any], Calla
             return int(await script((key,), (PERIOD,))) <= LIMIT
 
         return raw, client.aclose
+    if name.startswith("limits "):
+        limits = pytest.importorskip("limits")
+        from limits.aio.storage import RedisStorage
+        from limits.aio.strategies import FixedWindowRateLimiter
+
+        storage = RedisStorage(f"async+{URL}", implementation="redispy")
+        strategy = FixedWindowRateLimiter(storage)
+        item = limits.parse(f"{LIMIT} per {PERIOD} seconds")
+
+        async def close_storage() -> None:
+            await storage.bridge.storage.aclose()
+
+        return (lambda key: strategy.hit(item, key)), close_storage
     from backends.redis import AsyncRedisBackend
     from limits_core import AsyncLimiter
 
     algorithm = _algorithm(name.split()[1])
-    limiter = AsyncLimiter(algorithm, AsyncRedisBackend(URL))
+    backend = AsyncRedisBackend(URL, coalesce="uncoalesced" not in name)
+    limiter = AsyncLimiter(algorithm, backend)
     return limiter.hit, limiter.aclose
 
 
@@ -255,10 +285,52 @@ def test_sync_interleaved(request: pytest.FixtureRequest, prefix: str, workload:
             INTERLEAVED[workload, name] = turns * CHUNK / seconds
 
 
+def test_async_tasks(request: pytest.FixtureRequest, prefix: str) -> None:
+    """TASKS tasks, each deciding TASK_CALLS requests one after another on 10,000 keys, per
+    contender in turn, TASK_TURNS times: throughput, and the latency each call sees (what
+    coalescing trades: a call waits for its batch, the batch for one round trip)."""
+    turns = 1 if request.config.getoption("benchmark_disable", False) else TASK_TURNS
+    loop = asyncio.new_event_loop()
+    contenders = []
+    for name in TASK_CONTENDERS:
+        try:
+            hit, close = async_contender(name, prefix)
+        except pytest.skip.Exception:
+            continue
+        contenders.append((name, hit, close, key_cycle(prefix, "10k", name)))
+
+    async def turn(hit: Callable[[str], Any], keys: Iterator[str]) -> tuple[float, list[float]]:
+        latencies: list[float] = []
+
+        async def task() -> None:
+            for _ in range(TASK_CALLS):
+                started = time.perf_counter()
+                await hit(next(keys))
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(task() for _ in range(TASKS)))
+        return time.perf_counter() - started, latencies
+
+    for _name, hit, _close, keys in contenders:  # warm up: connections, scripts
+        loop.run_until_complete(turn(hit, keys))
+    for _ in range(turns):
+        for name, hit, _close, keys in contenders:
+            seconds, latencies = loop.run_until_complete(turn(hit, keys))
+            latencies.sort()
+            p50, p99 = latencies[len(latencies) // 2], latencies[int(0.99 * len(latencies))]
+            TASK_RESULTS.setdefault(name, []).append((len(latencies) / seconds, p50, p99))
+    for _name, _hit, close, _keys in contenders:
+        loop.run_until_complete(close())
+    loop.close()
+    if turns == 1:
+        TASK_RESULTS.clear()
+
+
 @pytest.fixture(scope="module", autouse=True)
 def summary(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
-    if not RESULTS and not INTERLEAVED:
+    if not RESULTS and not INTERLEAVED and not TASK_RESULTS:
         return
     # Printed past pytest's output capture, after the last benchmark of the module.
     capture = request.config.pluginmanager.get_plugin("capturemanager")
@@ -283,6 +355,8 @@ def _print_summary(write: Callable[[str], object]) -> None:
         if ours and peer:
             ratio = ours / peer
             write(f"  {workload:>3} limits-core FixedWindow / limits FixedWindow: {ratio:.2f}x")
+        _write_async_ratios(write, workload, rates)
+    _print_tasks(write)
     if not INTERLEAVED:
         return
     write(f"sync, interleaved: {CHUNK} calls per contender in turn, {TURNS} turns")
@@ -296,3 +370,31 @@ def _print_summary(write: Callable[[str], object]) -> None:
         if ours and peer:
             ratio = ours / peer
             write(f"  {workload:>3} limits-core FixedWindow / limits FixedWindow: {ratio:.2f}x")
+
+
+def _write_async_ratios(
+    write: Callable[[str], object], label: str, rates: dict[str, float]
+) -> None:
+    ours = rates.get("limits-core FixedWindow (async)")
+    for other in ("limits-core FixedWindow (async, uncoalesced)", "limits FixedWindow (async)"):
+        if ours and rates.get(other):
+            ratio = ours / rates[other]
+            write(f"  {label:>3} limits-core FixedWindow (async) / {other}: {ratio:.2f}x")
+
+
+def _print_tasks(write: Callable[[str], object]) -> None:
+    if not TASK_RESULTS:
+        return
+    write(f"async, {TASKS} tasks x {TASK_CALLS} calls on 10k keys, {TASK_TURNS} alternating turns")
+    write("  (decisions/s median [min-max] over turns; latency of one call, median of turns)")
+    rates = {}
+    for name, turns in TASK_RESULTS.items():
+        throughput = sorted(t[0] for t in turns)
+        p50 = statistics.median(t[1] for t in turns) * 1e3
+        p99 = statistics.median(t[2] for t in turns) * 1e3
+        rates[name] = statistics.median(throughput)
+        write(
+            f"  {name:<46} {rates[name]:8.0f}/s [{throughput[0]:.0f}-{throughput[-1]:.0f}]"
+            f"  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
+        )
+    _write_async_ratios(write, "10k", rates)

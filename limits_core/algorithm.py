@@ -6,7 +6,7 @@ from typing import Any, ClassVar, Protocol, TypeAlias, runtime_checkable
 
 from limits_core.decision import Decision
 
-__all__ = ["NEVER", "Algorithm", "StepResult"]
+__all__ = ["NEVER", "Algorithm", "RefundResult", "Refundable", "StepResult"]
 
 #: ``retry_after_us`` of a request that can never be admitted.
 NEVER = -1
@@ -14,6 +14,10 @@ NEVER = -1
 #: ``(decision, new_state, expires_at_us)``. ``new_state`` and ``expires_at_us`` are meaningful
 #: only when the decision is allowed: a denied request changes nothing.
 StepResult: TypeAlias = tuple[Decision, Any, int]
+
+#: ``(new_state, expires_at_us)`` of a refund. ``new_state`` is ``None`` when nothing is left
+#: worth storing (the key then behaves as one never used): the backend deletes the key.
+RefundResult: TypeAlias = tuple[Any, int]
 
 
 @runtime_checkable
@@ -51,4 +55,20 @@ class Algorithm(Protocol):
 
         With ``consume=False`` (a peek) the decision is the same but no new state is built.
         """
+        ...
+
+
+@runtime_checkable
+class Refundable(Protocol):
+    """An algorithm that can give back cost it admitted (token budgets).
+
+    ``refund(state, now_us, amount)`` is pure, like ``step``: it returns the state after giving
+    back ``amount`` (an int >= 1) at ``now_us`` and the time that state stops mattering. A
+    refund never raises the capacity above the limit, never makes a count negative, and never
+    creates state: ``refund(None, ...)`` is ``(None, 0)``. Per key, time never runs backwards,
+    as in ``step``. Each algorithm's docstring says what a refund gives back.
+    """
+
+    def refund(self, state: Any, now_us: int, amount: int) -> RefundResult:
+        """Give back ``amount`` of cost to ``state`` at ``now_us``."""
         ...

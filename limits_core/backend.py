@@ -4,16 +4,32 @@
 A backend makes an algorithm's pure ``step`` atomic on its store, in one round trip per
 decision. The limiter validates keys and costs before calling it, and passes ``now_us=None``
 when the store should use its own clock (Redis ``TIME``, PostgreSQL ``clock_timestamp()``).
+
+Giving cost back (:meth:`Limiter.refund <limits_core.Limiter.refund>`) is optional: a backend
+that supports it also implements :class:`RefundingBackend` (``refund``) or
+:class:`AsyncRefundingBackend` (``arefund``).
+
+Deciding many requests at once is optional: a backend that also implements
+:class:`BatchBackend` (:class:`AsyncBatchBackend`) serves ``hit_many`` in one round trip;
+for any other, the limiter decides the requests one by one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision
 
-__all__ = ["AsyncBackend", "Backend"]
+__all__ = [
+    "AsyncBackend",
+    "AsyncBatchBackend",
+    "AsyncRefundingBackend",
+    "Backend",
+    "BatchBackend",
+    "RefundingBackend",
+]
 
 
 @runtime_checkable
@@ -53,4 +69,57 @@ class AsyncBackend(Protocol):
 
     async def aclose(self) -> None:
         """Release connections; idempotent."""
+        ...
+
+
+@runtime_checkable
+class BatchBackend(Protocol):
+    """What a synchronous backend adds, optionally, to decide many requests at once."""
+
+    def decide_many(
+        self,
+        algorithm: Algorithm,
+        requests: Sequence[tuple[str, int]],
+        now_us: int | None,
+        consume: bool,
+    ) -> list[Decision]:
+        """Decide ``(key, cost)`` requests in order, each as :meth:`Backend.decide` would at
+        ``now_us``, seeing the effect of those before it; one decision per request."""
+        ...
+
+
+@runtime_checkable
+class RefundingBackend(Protocol):
+    """A synchronous store that can give cost back."""
+
+    def refund(self, algorithm: Algorithm, key: str, amount: int, now_us: int | None) -> Decision:
+        """Atomically apply ``algorithm.refund`` to ``key``'s state (never creating one), and
+        return the decision a peek of cost 1 gives right after, in the same step."""
+        ...
+
+
+@runtime_checkable
+class AsyncBatchBackend(Protocol):
+    """What an asyncio backend adds, optionally, to decide many requests at once."""
+
+    async def adecide_many(
+        self,
+        algorithm: Algorithm,
+        requests: Sequence[tuple[str, int]],
+        now_us: int | None,
+        consume: bool,
+    ) -> list[Decision]:
+        """Decide ``(key, cost)`` requests in order, as :meth:`BatchBackend.decide_many`."""
+        ...
+
+
+@runtime_checkable
+class AsyncRefundingBackend(Protocol):
+    """An asyncio store that can give cost back; the twin of :class:`RefundingBackend`."""
+
+    async def arefund(
+        self, algorithm: Algorithm, key: str, amount: int, now_us: int | None
+    ) -> Decision:
+        """Atomically apply ``algorithm.refund`` to ``key``'s state (never creating one), and
+        return the decision a peek of cost 1 gives right after, in the same step."""
         ...

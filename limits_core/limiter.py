@@ -6,12 +6,12 @@ only in the one call they make to their backend.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
-from limits_core.algorithm import Algorithm
-from limits_core.backend import AsyncBackend, Backend
+from limits_core.algorithm import Algorithm, Refundable
+from limits_core.backend import AsyncBackend, AsyncRefundingBackend, Backend, RefundingBackend
 from limits_core.clock import Clock
 from limits_core.decision import Decision
 from limits_core.errors import ConfigurationError
@@ -28,7 +28,7 @@ __all__ = ["AsyncLimiter", "Limiter"]
 
 
 class _LimiterBase:
-    __slots__ = ("_algorithm", "_clock", "_max_cost")
+    __slots__ = ("_algorithm", "_clock", "_max_cost", "_max_refund")
 
     def __init__(self, algorithm: Algorithm | Sequence[Algorithm], clock: Clock | None) -> None:
         if isinstance(algorithm, list | tuple):
@@ -42,6 +42,7 @@ class _LimiterBase:
         # A cost above the limit is denied whatever the state; sending limit + 1 instead keeps
         # huge integers away from drivers and stores (Lua doubles, bigint columns).
         self._max_cost = algorithm.limit + 1
+        self._max_refund = 0  # found on the first refund: 0 until then
 
     @property
     def algorithm(self) -> Algorithm:
@@ -58,6 +59,42 @@ class _LimiterBase:
         check_key(key)
         return key, min(check_cost(cost), self._max_cost)
 
+    def _many(
+        self, requests: Iterable[tuple[str, int]]
+    ) -> tuple[list[tuple[str, int]], int | None]:
+        """``hit_many``'s requests, all checked before any is sent, and the batch's one time."""
+        if isinstance(requests, str | bytes) or not isinstance(requests, Iterable):
+            raise ConfigurationError(f"requests must be (key, cost) pairs, got {requests!r}")
+        checked = []
+        for request in requests:
+            if not isinstance(request, tuple) or len(request) != 2:
+                raise ConfigurationError(f"a request must be a (key, cost) pair, got {request!r}")
+            checked.append(self._checked(*request))
+        clock = self._clock
+        return checked, None if clock is None else clock.now_us()
+
+    def _refund_checked(self, key: str, amount: int) -> tuple[str, int]:
+        """The checks of refund(), all made before any state is touched."""
+        check_key(key)
+        amount = check_cost(amount, "amount")
+        if not self._max_refund:
+            algorithm = self._algorithm
+            parts = algorithm.algorithms if isinstance(algorithm, Policy) else (algorithm,)
+            for part in parts:
+                if not isinstance(part, Refundable):
+                    raise ConfigurationError(f"{part!r} cannot give back cost: it has no refund()")
+            # No limit holds more than its own capacity: a larger amount gives back the same,
+            # and capping it keeps huge integers away from drivers and stores.
+            self._max_refund = max(part.limit for part in parts)
+        return key, min(amount, self._max_refund)
+
+
+def _cannot_refund(backend: object) -> Callable[..., Any]:
+    def refuse(*args: object) -> Any:
+        raise ConfigurationError(f"{type(backend).__name__} cannot give back cost (no refund)")
+
+    return refuse
+
 
 class Limiter(_LimiterBase):
     """Applies one algorithm, or a policy of several, to keys on a synchronous backend.
@@ -72,7 +109,7 @@ class Limiter(_LimiterBase):
     [True, True, False]
     """
 
-    __slots__ = ("_backend", "_decide")
+    __slots__ = ("_backend", "_decide", "_refund")
 
     def __init__(
         self,
@@ -86,6 +123,9 @@ class Limiter(_LimiterBase):
             raise ConfigurationError(f"not a synchronous backend: {backend!r}")
         self._backend = backend
         self._decide = backend.decide
+        self._refund: Callable[[Algorithm, str, int, int | None], Decision] = (
+            backend.refund if isinstance(backend, RefundingBackend) else _cannot_refund(backend)
+        )
 
     @property
     def backend(self) -> Backend:
@@ -113,6 +153,30 @@ class Limiter(_LimiterBase):
             self._algorithm, key, cost, None if clock is None else clock.now_us(), False
         )
 
+    def hit_many(self, requests: Iterable[tuple[str, int]]) -> list[Decision]:
+        """Decide ``(key, cost)`` requests at one time, in order (each sees the effect of those
+        before it), in one round trip when the backend can (``decide_many``); a decision per
+        request. Every request is checked first: bad input touches nothing."""
+        checked, now_us = self._many(requests)
+        many = getattr(self._backend, "decide_many", None)
+        if many is None:
+            return [self._decide(self._algorithm, k, c, now_us, True) for k, c in checked]
+        return many(self._algorithm, checked, now_us, True)  # type: ignore[no-any-return]
+
+    def refund(self, key: str, amount: int) -> Decision:
+        """Give back ``amount`` of cost that ``key`` was admitted but did not use.
+
+        A token budget: reserve the most a request may cost with ``hit(key, cost=...)``, then
+        refund what it did not use. A refund never raises the capacity above the limit (an
+        ``amount`` above it gives back as much as the limit itself), and a key with no state
+        has nothing to give back (nothing is stored). ``amount`` must be an int >= 1.
+
+        Returns the decision :meth:`peek` would give right after, from the same atomic step.
+        """
+        key, amount = self._refund_checked(key, amount)
+        now_us = None if self._clock is None else self._clock.now_us()
+        return self._refund(self._algorithm, key, amount, now_us)
+
     def reset(self, key: str) -> None:
         """Forget everything stored for ``key``: its full limit is available again."""
         self._backend.reset(self._algorithm, check_key(key))
@@ -137,7 +201,7 @@ class AsyncLimiter(_LimiterBase):
     """Applies one algorithm, or a policy, to keys on an asyncio backend; the twin of
     :class:`Limiter`."""
 
-    __slots__ = ("_backend", "_decide")
+    __slots__ = ("_backend", "_decide", "_refund")
 
     def __init__(
         self,
@@ -151,6 +215,11 @@ class AsyncLimiter(_LimiterBase):
             raise ConfigurationError(f"not an asyncio backend: {backend!r}")
         self._backend = backend
         self._decide = backend.adecide
+        self._refund: Callable[[Algorithm, str, int, int | None], Awaitable[Decision]] = (
+            backend.arefund
+            if isinstance(backend, AsyncRefundingBackend)
+            else _cannot_refund(backend)
+        )
 
     @property
     def backend(self) -> AsyncBackend:
@@ -177,6 +246,30 @@ class AsyncLimiter(_LimiterBase):
         return await self._decide(
             self._algorithm, key, cost, None if clock is None else clock.now_us(), False
         )
+
+    async def hit_many(self, requests: Iterable[tuple[str, int]]) -> list[Decision]:
+        """Decide ``(key, cost)`` requests at one time, in order (each sees the effect of those
+        before it), in one round trip when the backend can (``decide_many``); a decision per
+        request. Every request is checked first: bad input touches nothing."""
+        checked, now_us = self._many(requests)
+        many = getattr(self._backend, "adecide_many", None)
+        if many is None:
+            return [await self._decide(self._algorithm, k, c, now_us, True) for k, c in checked]
+        return await many(self._algorithm, checked, now_us, True)  # type: ignore[no-any-return]
+
+    async def refund(self, key: str, amount: int) -> Decision:
+        """Give back ``amount`` of cost that ``key`` was admitted but did not use.
+
+        A token budget: reserve the most a request may cost with ``hit(key, cost=...)``, then
+        refund what it did not use. A refund never raises the capacity above the limit (an
+        ``amount`` above it gives back as much as the limit itself), and a key with no state
+        has nothing to give back (nothing is stored). ``amount`` must be an int >= 1.
+
+        Returns the decision :meth:`peek` would give right after, from the same atomic step.
+        """
+        key, amount = self._refund_checked(key, amount)
+        now_us = None if self._clock is None else self._clock.now_us()
+        return await self._refund(self._algorithm, key, amount, now_us)
 
     async def reset(self, key: str) -> None:
         """Forget everything stored for ``key``: its full limit is available again."""

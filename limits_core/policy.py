@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from limits_core.algorithm import Algorithm, StepResult
+from limits_core.algorithm import Algorithm, Refundable, RefundResult, StepResult
 from limits_core.decision import Decision
 from limits_core.errors import ConfigurationError
 
@@ -31,6 +31,9 @@ class Policy:
     ``retry_after``. Its ``reset_after`` and ``retry_after`` are the longest of all limits, so
     waiting ``retry_after`` satisfies every limit. ``details`` holds each limit's own decision
     (for a denied request, each limit's verdict as if it stood alone).
+
+    :meth:`refund` gives ``amount`` back to every limit, in one atomic step: an admitted
+    request consumed from all of them.
 
     Args:
         algorithms: the limits, in the order of ``details`` and of the HTTP headers.
@@ -80,6 +83,20 @@ class Policy:
         if not decision.allowed:
             return decision, state, 0
         return decision, tuple(r[1] for r in results), max(r[2] for r in results)
+
+    def refund(self, state: Any, now_us: int, amount: int) -> RefundResult:
+        """Give ``amount`` back to every limit (each as its own ``refund`` says)."""
+        parts = []
+        for algorithm in self.algorithms:
+            if not isinstance(algorithm, Refundable):
+                raise ConfigurationError(f"{algorithm!r} cannot give back cost")
+            parts.append(algorithm)
+        if state is None:
+            return None, 0
+        results = [a.refund(s, now_us, amount) for a, s in zip(parts, state, strict=True)]
+        if all(r[0] is None for r in results):
+            return None, 0
+        return tuple(r[0] for r in results), max(r[1] for r in results)
 
 
 def combine(decisions: Sequence[Decision]) -> Decision:

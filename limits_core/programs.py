@@ -1,4 +1,5 @@
-"""Random programs of (advance the clock, hit, peek, reset) and the pure model that judges them.
+"""Random programs of (advance the clock, hit, peek, refund, reset) and the pure model that
+judges them.
 
 A program runs against the reference model (the algorithm's ``step`` over a dict) and against a
 limiter on any backend driven by a :class:`~limits_core.ManualClock`; the two must agree
@@ -12,9 +13,10 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from limits_core.algorithm import Algorithm
+from limits_core.algorithm import Algorithm, Refundable
 from limits_core.clock import ManualClock
 from limits_core.decision import Decision
+from limits_core.errors import ConfigurationError
 from limits_core.limiter import AsyncLimiter, Limiter
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "Model",
     "Op",
     "Peek",
+    "Refund",
     "Reset",
     "random_program",
     "run_async",
@@ -59,11 +62,19 @@ class Peek:
 
 
 @dataclass(frozen=True)
+class Refund:
+    """Give back ``amount`` of cost (:meth:`Limiter.refund <limits_core.Limiter.refund>`)."""
+
+    key: str
+    amount: int
+
+
+@dataclass(frozen=True)
 class Reset:
     key: str
 
 
-Op = Advance | Hit | Peek | Reset
+Op = Advance | Hit | Peek | Refund | Reset
 
 
 def _advance(rng: random.Random, period_us: int) -> Advance:
@@ -116,6 +127,8 @@ class Model:
         if isinstance(op, Reset):
             self.states.pop(op.key, None)
             return None
+        if isinstance(op, Refund):
+            return self._refund(op)
         # The limiter sends at most limit + 1: anything above is denied the same way.
         cost = min(op.cost, self.algorithm.limit + 1)
         consume = isinstance(op, Hit)
@@ -125,6 +138,20 @@ class Model:
         if consume and decision.allowed:
             self.states[op.key] = state
         return decision
+
+    def _refund(self, op: Refund) -> Decision:
+        algorithm = self.algorithm
+        if not isinstance(algorithm, Refundable):
+            raise ConfigurationError(f"{algorithm!r} cannot give back cost: it has no refund()")
+        parts = getattr(algorithm, "algorithms", (algorithm,))
+        # The limiter sends at most the largest limit: no limit can give back more.
+        amount = min(op.amount, max(part.limit for part in parts))
+        state, _ = algorithm.refund(self.states.get(op.key), self.now_us, amount)
+        if state is None:
+            self.states.pop(op.key, None)
+        else:
+            self.states[op.key] = state
+        return algorithm.step(state, self.now_us, 1, False)[0]
 
 
 def run_model(algorithm: Algorithm, program: list[Op]) -> list[Decision | None]:
@@ -144,6 +171,8 @@ def run_sync(limiter: Limiter, clock: ManualClock, program: list[Op]) -> list[De
             out.append(limiter.hit(op.key, op.cost))
         elif isinstance(op, Peek):
             out.append(limiter.peek(op.key, op.cost))
+        elif isinstance(op, Refund):
+            out.append(limiter.refund(op.key, op.amount))
         else:
             limiter.reset(op.key)
             out.append(None)
@@ -163,6 +192,8 @@ async def run_async(
             out.append(await limiter.hit(op.key, op.cost))
         elif isinstance(op, Peek):
             out.append(await limiter.peek(op.key, op.cost))
+        elif isinstance(op, Refund):
+            out.append(await limiter.refund(op.key, op.amount))
         else:
             await limiter.reset(op.key)
             out.append(None)

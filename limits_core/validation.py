@@ -40,10 +40,10 @@ def check_key(key: object) -> str:
     return key
 
 
-def check_cost(cost: object) -> int:
+def check_cost(cost: object, what: str = "cost") -> int:
     """Return ``cost`` if it is an ``int`` >= 1; raise :class:`ConfigurationError` otherwise."""
     if type(cost) is not int and (isinstance(cost, bool) or not isinstance(cost, int)):
-        raise ConfigurationError(f"cost must be an int, got {cost!r}")
+        raise ConfigurationError(f"{what} must be an int, got {cost!r}")
     if cost < 1:
-        raise ConfigurationError(f"cost must be at least 1, got {cost!r}")
+        raise ConfigurationError(f"{what} must be at least 1, got {cost!r}")
     return int(cost)

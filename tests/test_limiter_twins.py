@@ -15,13 +15,14 @@ def _body(function: object) -> str:
         (r"\basync def\b", "def"),
         (r"\bawait ", ""),
         (r"\.a(reset|close)\(", r".\1("),
+        (r'"adecide_many"', '"decide_many"'),
     ):
         source = re.sub(pattern, sync, source)
     return source
 
 
 def test_hit_and_peek_are_twins() -> None:
-    for name in ("hit", "peek", "reset"):
+    for name in ("hit", "peek", "refund", "reset", "hit_many"):
         assert _body(getattr(Limiter, name)) == _body(getattr(AsyncLimiter, name))
 
 

@@ -23,6 +23,14 @@ POLICY_ASYNC_BACKENDS = [
     pytest.param("memory_async_limiters", id="memory"),
     pytest.param("redis_async_limiters", id="redis", marks=pytest.mark.redis),
     pytest.param("redis_cluster_async_limiters", id="redis-cluster", marks=pytest.mark.redis),
+    pytest.param(
+        "redis_async_limiters_uncoalesced", id="redis-uncoalesced", marks=pytest.mark.redis
+    ),
+    pytest.param(
+        "redis_cluster_async_limiters_uncoalesced",
+        id="redis-cluster-uncoalesced",
+        marks=pytest.mark.redis,
+    ),
 ]
 
 

@@ -341,7 +341,7 @@ async def test_a_waiter_cancelled_before_its_batch_is_sent_is_left_out(
 async def test_stats_count_batches_and_sizes_up_to_the_cap(
     postgres_dsn: str, pg_table: str
 ) -> None:
-    backend = AsyncPostgresBackend(postgres_dsn, table=pg_table, max_batch_size=8)
+    backend = AsyncPostgresBackend(postgres_dsn, table=pg_table, max_batch=8)
     algorithm = FixedWindow("1000/h")
     try:
         assert backend.stats.batches == 0
@@ -355,8 +355,8 @@ async def test_stats_count_batches_and_sizes_up_to_the_cap(
         assert stats.max_batch_size == 8  # capped: 50 concurrent hits make batches of 8
         assert 7 <= stats.batches <= 51
         assert stats.mean_batch_size == pytest.approx(51 / stats.batches)
-        assert 0 < stats.flush_p50_ms <= stats.flush_p99_ms
-        assert 0 <= stats.wait_p50_ms <= stats.wait_p99_ms
+        assert 0 < stats.latency_p50 <= stats.latency_p99
+        assert 0 <= stats.queue_wait_p50 <= stats.queue_wait_p99 <= stats.latency_p99
     finally:
         await backend.aclose()
 
@@ -392,7 +392,7 @@ def test_decide_many_with_a_policy_decides_one_request_at_a_time(
     assert got == expected
 
 
-@pytest.mark.parametrize("options", [{"coalesce": "yes"}, {"max_batch_size": 0}])
+@pytest.mark.parametrize("options", [{"coalesce": "yes"}, {"max_batch": 0}])
 def test_coalescing_options_are_validated(options: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
         AsyncPostgresBackend("postgresql://127.0.0.1/db", **options)

@@ -35,7 +35,7 @@ async def test_200_tasks_on_a_pool_of_20_admit_exactly_the_limit(
 ) -> None:
     limit = 50
     backend = AsyncPostgresBackend(
-        postgres_dsn, table=pg_table, pool_size=20, coalesce=coalesce, max_batch_size=16
+        postgres_dsn, table=pg_table, pool_size=20, coalesce=coalesce, max_batch=16
     )
     # A frozen clock: with the server's clock a refilling algorithm may legitimately report
     # the same remaining twice as time passes between hits, and only atomicity is tested here.
@@ -59,7 +59,7 @@ async def test_weighted_concurrent_hits_fill_the_limit_without_passing_it(
     postgres_dsn: str, pg_table: str, coalesce: bool
 ) -> None:
     backend = AsyncPostgresBackend(
-        postgres_dsn, table=pg_table, pool_size=20, coalesce=coalesce, max_batch_size=16
+        postgres_dsn, table=pg_table, pool_size=20, coalesce=coalesce, max_batch=16
     )
     try:
         for name in KINDS:

@@ -21,6 +21,8 @@ from limits_core import AsyncLimiter, BackendUnavailable, Decision, Limiter
 from tests.support.pg_cluster import free_port
 from tests.support.postgres_fixtures import aeventually, eventually, sql
 
+pytestmark = pytest.mark.faults
+
 T = TypeVar("T")
 
 

@@ -16,7 +16,7 @@ from limits_core import AsyncLimiter, BackendUnavailable, Limiter, ManualClock
 from tests.support.pg_cluster import PrivateCluster
 from tests.support.postgres_fixtures import aeventually, eventually, random_table
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.faults]
 
 T = TypeVar("T")
 ALGORITHMS = [FixedWindow("10/h"), SlidingLog("10/h"), TokenBucket("10/h")]

@@ -19,16 +19,15 @@ from tests.support.postgres_fixtures import drop_layout, random_table, sql
 from tests.support.postgres_workers import create_schema
 
 #: The functions of a table: one per algorithm, and the purge.
-FUNCTIONS = (
+KINDS = (
     "fixed_window",
     "sliding_log",
     "token_bucket",
     "sliding_window_counter",
     "gcra",
     "leaky_bucket",
-    "purge_expired",
-    "batch",
 )
+FUNCTIONS = (*KINDS, *(f"{kind}_refund" for kind in KINDS), "purge_expired", "batch")
 
 BAD_NAMES = ["", "A", "Users", "a-b", 'a"b', "a;drop table x", "1abc", "x" * 41, "é", " a", None, 7]
 

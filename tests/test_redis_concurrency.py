@@ -61,13 +61,15 @@ def test_processes_and_threads_admit_exactly_the_limit(
     assert_ttls_bounded(client, redis_prefix, name)
 
 
+@pytest.mark.parametrize("coalesce", [True, False], ids=["coalesced", "uncoalesced"])
 @pytest.mark.parametrize("name", sorted(HOT_ALGORITHMS))
 async def test_tasks_admit_exactly_the_limit(
-    target: tuple[str, Any], redis_prefix: str, name: str
+    target: tuple[str, Any], redis_prefix: str, name: str, coalesce: bool
 ) -> None:
     url, client = target
     algorithm = hot_algorithm(name)
-    async with AsyncLimiter(algorithm, AsyncRedisBackend(url, prefix=redis_prefix)) as limiter:
+    backend = AsyncRedisBackend(url, prefix=redis_prefix, coalesce=coalesce)
+    async with AsyncLimiter(algorithm, backend) as limiter:
         decisions = await asyncio.gather(*(limiter.hit("}hot{") for _ in range(TASKS)))
         assert 2 * algorithm.limit < TASKS
         assert sum(d.allowed for d in decisions) == algorithm.limit

@@ -17,7 +17,7 @@ from backends.redis import AsyncRedisBackend, RedisBackend
 from limits_core import AsyncLimiter, BackendUnavailable, Limiter, Rate
 from tests.support.redis_servers import RedisProcess
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.faults]
 
 LIMIT = 1000
 ALGORITHM = FixedWindow(Rate(LIMIT, 3600.0))
@@ -43,8 +43,10 @@ def test_restart_keeps_counting_once(server: RedisProcess) -> None:
     limiter.close()
 
 
-async def test_restart_keeps_counting_once_async(server: RedisProcess) -> None:
-    async with AsyncLimiter(ALGORITHM, AsyncRedisBackend(server.url, prefix="r:")) as limiter:
+@pytest.mark.parametrize("coalesce", [True, False], ids=["coalesced", "uncoalesced"])
+async def test_restart_keeps_counting_once_async(server: RedisProcess, coalesce: bool) -> None:
+    backend = AsyncRedisBackend(server.url, prefix="r:", coalesce=coalesce)
+    async with AsyncLimiter(ALGORITHM, backend) as limiter:
         assert [(await limiter.hit("k")).remaining for _ in range(3)] == [999, 998, 997]
         server.shutdown_saving()
         with pytest.raises(BackendUnavailable):
@@ -105,8 +107,11 @@ def test_a_timeout_is_unavailable_and_never_resent(server: RedisProcess) -> None
     limiter.close()
 
 
-async def test_a_timeout_is_unavailable_and_never_resent_async(server: RedisProcess) -> None:
-    backend = AsyncRedisBackend(server.url, prefix="t:", socket_timeout=0.2)
+@pytest.mark.parametrize("coalesce", [True, False], ids=["coalesced", "uncoalesced"])
+async def test_a_timeout_is_unavailable_and_never_resent_async(
+    server: RedisProcess, coalesce: bool
+) -> None:
+    backend = AsyncRedisBackend(server.url, prefix="t:", socket_timeout=0.2, coalesce=coalesce)
     async with AsyncLimiter(ALGORITHM, backend) as limiter:
         assert (await limiter.hit("k")).remaining == 999
         os.kill(server.pid, signal.SIGSTOP)

@@ -42,8 +42,13 @@ ALGORITHMS = {
 KEYS = ("a", "{x}", "}:{")
 
 
+#: The shortest TTL the scripts set when the limiter sends its own clock (lua/common.lua).
+CLIENT_CLOCK_MIN_PX = 1000
+
+
 def ttl_bound_ms(algorithm: Algorithm) -> int:
-    return -(-algorithm.max_state_ttl_us // 1000)
+    """The longest TTL a key of ``algorithm`` may get, with a limiter's (virtual) clock."""
+    return max(-(-algorithm.max_state_ttl_us // 1000), CLIENT_CLOCK_MIN_PX)
 
 
 # Clock steps include going backwards, which the shared programs never do.

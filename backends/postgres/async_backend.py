@@ -16,7 +16,7 @@ from backends.postgres.common import (
     Call,
     Layout,
     check_batch_size,
-    check_max_batch_size,
+    check_max_batch,
     check_options,
     check_seconds,
     decode,
@@ -100,7 +100,7 @@ class AsyncPostgresBackend:
             stops at one round trip per decision and per connection. An idle system sends
             each decision at once, alone. ``False`` sends every decision as its own statement.
             :attr:`stats` reports the batches.
-        max_batch_size: most decisions in one coalesced statement. Small enough that under
+        max_batch: most decisions in one coalesced statement. Small enough that under
             load several batches are in flight at once, the server deciding one while this
             process prepares the next.
 
@@ -130,7 +130,7 @@ class AsyncPostgresBackend:
         purge_batch_size: int = 10_000,
         server_settings: dict[str, str] | None = None,
         coalesce: bool = True,
-        max_batch_size: int = 25,
+        max_batch: int = 25,
     ) -> None:
         if (dsn is None) == (pool is None):
             raise ConfigurationError("give AsyncPostgresBackend either a dsn or a pool")
@@ -183,7 +183,7 @@ class AsyncPostgresBackend:
         if not isinstance(coalesce, bool):
             raise ConfigurationError(f"coalesce must be a bool, got {coalesce!r}")
         self._coalescer = (
-            Coalescer(self._plan_batch, self._run_started, check_max_batch_size(max_batch_size))
+            Coalescer(self._plan_batch, self._run_started, check_max_batch(max_batch))
             if coalesce
             else None
         )
@@ -203,6 +203,11 @@ class AsyncPostgresBackend:
     def pool(self) -> Any:
         """The asyncpg pool, or None before first use."""
         return self._pool
+
+    @property
+    def coalescing(self) -> bool:
+        """Whether concurrent decisions are coalesced into batches (``coalesce=``)."""
+        return self._coalescer is not None
 
     @property
     def stats(self) -> CoalescingStats:
@@ -235,6 +240,17 @@ class AsyncPostgresBackend:
         finally:
             if self._gate is not None:
                 self._gate.leave()
+        return decode(reply, call.limit)
+
+    async def arefund(
+        self, algorithm: Algorithm, key: str, amount: int, now_us: int | None
+    ) -> Decision:
+        """Give ``amount`` back to ``key`` in one function call (see
+        :meth:`AsyncLimiter.refund <limits_core.AsyncLimiter.refund>`)."""
+        call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
+        reply = await self._execute(
+            call.refund_sql, call.key_prefix + key, amount, now_us, *call.args
+        )
         return decode(reply, call.limit)
 
     async def adecide_many(

@@ -3,7 +3,7 @@
 Every decision made while the event loop is busy joins its algorithm's queue instead of taking
 a connection of its own. The first one starts a sender task; the task runs on the loop's next
 iteration (no timer: an idle system adds no latency), acquires a pool connection, and only then
-takes the queue (up to ``max_batch_size`` requests), so the batches grow by themselves while
+takes the queue (up to ``max_batch`` requests), so the batches grow by themselves while
 the pool is busy and stay single decisions while it is idle. It sends them as one call of the
 table's batch function: one round trip and one commit for the batch. Requests left over, and
 requests arriving meanwhile, go out with the next sender, on another connection: several
@@ -39,29 +39,28 @@ __all__ = ["Coalescer", "CoalescingStats"]
 _SAMPLES = 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CoalescingStats:
-    """What the coalescing has done so far (latencies over the most recent 1,024 batches).
-
-    ``wait`` is the time from a batch's first request to the batch's statement being sent
-    (mostly waiting for a free connection); ``flush`` is the statement's own round trip.
-    """
+    """What coalescing did so far: batch sizes, and latencies (seconds) over the last 1,024
+    batches (the fields of the Redis backend's stats). ``queue_wait`` runs from a batch's
+    first request to its statement being sent (mostly waiting for a free connection),
+    ``latency`` to its reply: the wait of the batch's oldest request."""
 
     batches: int = 0
     decisions: int = 0
     max_batch_size: int = 0
     mean_batch_size: float = 0.0
-    wait_p50_ms: float = 0.0
-    wait_p99_ms: float = 0.0
-    flush_p50_ms: float = 0.0
-    flush_p99_ms: float = 0.0
+    queue_wait_p50: float = 0.0
+    queue_wait_p99: float = 0.0
+    latency_p50: float = 0.0
+    latency_p99: float = 0.0
 
 
 def _percentile(samples: deque[float], fraction: float) -> float:
     if not samples:
         return 0.0
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 class _Flight:
@@ -115,15 +114,15 @@ class Coalescer:
             cannot decide).
         run: ``await run(work)`` calls ``work(connection)`` on a pool connection, with errors
             translated to limits-core errors, and gives the connection back.
-        max_batch_size: most requests per statement.
+        max_batch: most requests per statement.
     """
 
     __slots__ = (
         "_batches",
         "_decisions",
-        "_flushes",
         "_largest",
-        "_max_batch_size",
+        "_latencies",
+        "_max_batch",
         "_plan",
         "_queues",
         "_run",
@@ -135,18 +134,18 @@ class Coalescer:
         self,
         plan: Callable[[Algorithm], BatchCall],
         run: Callable[[Callable[[Any], Awaitable[Any]]], Awaitable[Any]],
-        max_batch_size: int,
+        max_batch: int,
     ) -> None:
         self._plan = plan
         self._run = run
-        self._max_batch_size = max_batch_size
+        self._max_batch = max_batch
         self._queues: dict[str, _Queue] = {}  # by algorithm.namespace
         self._senders: set[asyncio.Task[None]] = set()
         self._batches = 0
         self._decisions = 0
         self._largest = 0
         self._waits: deque[float] = deque(maxlen=_SAMPLES)
-        self._flushes: deque[float] = deque(maxlen=_SAMPLES)
+        self._latencies: deque[float] = deque(maxlen=_SAMPLES)
 
     async def decide(
         self, algorithm: Algorithm, key: str, cost: int, now_us: int | None, consume: bool
@@ -185,10 +184,10 @@ class Coalescer:
             decisions=self._decisions,
             max_batch_size=self._largest,
             mean_batch_size=self._decisions / batches if batches else 0.0,
-            wait_p50_ms=_percentile(self._waits, 0.5),
-            wait_p99_ms=_percentile(self._waits, 0.99),
-            flush_p50_ms=_percentile(self._flushes, 0.5),
-            flush_p99_ms=_percentile(self._flushes, 0.99),
+            queue_wait_p50=_percentile(self._waits, 0.5),
+            queue_wait_p99=_percentile(self._waits, 0.99),
+            latency_p50=_percentile(self._latencies, 0.5),
+            latency_p99=_percentile(self._latencies, 0.99),
         )
 
     async def drain(self, within: float) -> None:
@@ -209,9 +208,9 @@ class Coalescer:
         task.add_done_callback(self._senders.discard)
 
     def _take(self, queue: _Queue) -> tuple[list[_Request], float]:
-        """Up to ``max_batch_size`` waiting requests (cancelled ones dropped) and when the
+        """Up to ``max_batch`` waiting requests (cancelled ones dropped) and when the
         oldest arrived; hands what remains to a new sender."""
-        requests, limit = queue.requests, self._max_batch_size
+        requests, limit = queue.requests, self._max_batch
         taken: list[_Request] = []
         while requests and len(taken) < limit:
             request = requests.popleft()
@@ -273,7 +272,7 @@ class Coalescer:
         if not batch:
             return
         done = perf_counter()
-        self._record(len(batch), sent - since, done - sent)
+        self._record(len(batch), sent - since, done - since)
         for request, decision in zip(batch, decode_many(reply, call.limit), strict=True):
             future = request.future
             if not future.done():
@@ -291,10 +290,10 @@ class Coalescer:
             for request in batch:
                 request.future.cancel()
 
-    def _record(self, size: int, wait: float, flush: float) -> None:
+    def _record(self, size: int, wait: float, latency: float) -> None:
         self._batches += 1
         self._decisions += size
         if size > self._largest:
             self._largest = size
         self._waits.append(wait)
-        self._flushes.append(flush)
+        self._latencies.append(latency)

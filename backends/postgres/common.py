@@ -63,6 +63,8 @@ _FUNCTIONS = (
     "batch",
 )
 _DDL_FILES = ("schema.sql", *(f"{name}.sql" for name in _FUNCTIONS))
+#: The refund functions, each defined in its algorithm's file, after the deciding one.
+_REFUNDS = tuple(f"{name}_refund" for name in _FUNCTIONS if name not in ("purge_expired", "batch"))
 
 #: First half of the advisory lock key taken while creating the schema (the second half is a
 #: CRC of the table's qualified name): "lcdb" in ASCII.
@@ -128,7 +130,7 @@ class Layout:
             "table": self.qualified_table,
             "index": _quote(f"{self.table}_expires_at_idx"),
             "unlogged": "UNLOGGED " if self.unlogged else "",
-            **{name: self.function(name) for name in _FUNCTIONS},
+            **{name: self.function(name) for name in (*_FUNCTIONS, *_REFUNDS)},
         }
         return _PLACEHOLDER.sub(lambda match: names[match.group(1)], text)
 
@@ -162,7 +164,9 @@ class Layout:
     def drop_ddl(self) -> str:
         """Statements that remove the table and its functions (the schema itself stays)."""
         lines = [f"DROP TABLE IF EXISTS {self.qualified_table};"]
-        lines += [f"DROP FUNCTION IF EXISTS {self.function(name)};" for name in _FUNCTIONS]
+        lines += [
+            f"DROP FUNCTION IF EXISTS {self.function(name)};" for name in (*_FUNCTIONS, *_REFUNDS)
+        ]
         return "\n".join(lines) + "\n"
 
     def statements(self) -> Statements:
@@ -178,6 +182,14 @@ class Layout:
         types = ("text", "bigint", "bigint", "boolean", *("bigint",) * parameters)
         args = ", ".join(f"${i}::{t}" for i, t in enumerate(types, 1))
         return f"SELECT {self.function(kind)}({args})"
+
+    def refund_call(self, kind: str, parameters: int) -> str:
+        """The statement giving cost back for algorithm ``kind``: ``$1`` key, ``$2`` amount,
+        ``$3`` now (or NULL), then the algorithm's ``parameters``; it returns what a peek of
+        cost 1 returns right after, as :meth:`call` does."""
+        types = ("text", "bigint", "bigint", *("bigint",) * parameters)
+        args = ", ".join(f"${i}::{t}" for i, t in enumerate(types, 1))
+        return f"SELECT {self.function(kind + '_refund')}({args})"
 
 
 class Statements:
@@ -201,10 +213,12 @@ class Call:
 
     A decision sends ``sql`` with ``(key_prefix + key, cost, now_us, consume, *args)`` and gets
     back one value, the array ``[allowed (1 or 0), remaining, reset_after_us, retry_after_us]``,
-    which :func:`decode` turns into a Decision.
+    which :func:`decode` turns into a Decision. A refund sends ``refund_sql`` with
+    ``(key_prefix + key, amount, now_us, *args)`` and gets back the same.
     """
 
     sql: str
+    refund_sql: str
     key_prefix: str
     args: tuple[int, ...]
     limit: int
@@ -276,6 +290,7 @@ def plan(algorithm: Algorithm, statements: Statements, prefix: str) -> Call:
     args = encode(algorithm)
     return Call(
         sql=statements.layout.call(algorithm.kind, len(args)),
+        refund_sql=statements.layout.refund_call(algorithm.kind, len(args)),
         key_prefix=f"{prefix}{algorithm.namespace}:",
         args=args,
         limit=algorithm.limit,
@@ -313,8 +328,8 @@ def check_batch_size(batch_size: object) -> int:
     return min(batch_size, 2**31 - 1)
 
 
-def check_max_batch_size(value: object) -> int:
+def check_max_batch(value: object) -> int:
     """Validate the most decisions one batch statement may hold."""
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000:
-        raise ConfigurationError(f"max_batch_size must be an int from 1 to 10000, got {value!r}")
+        raise ConfigurationError(f"max_batch must be an int from 1 to 10000, got {value!r}")
     return value

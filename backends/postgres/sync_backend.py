@@ -189,6 +189,13 @@ class PostgresBackend:
             raise self._translate(exc) from None
         return decode(reply, call.limit)
 
+    def refund(self, algorithm: Algorithm, key: str, amount: int, now_us: int | None) -> Decision:
+        """Give ``amount`` back to ``key`` in one function call (see :meth:`Limiter.refund
+        <limits_core.Limiter.refund>`); a key with no row stays without."""
+        call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
+        row = self._execute(call.refund_sql, (call.key_prefix + key, amount, now_us, *call.args))
+        return decode(row[0], call.limit)
+
     def decide_many(
         self,
         algorithm: Algorithm,

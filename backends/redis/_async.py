@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import math
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from backends.redis._base import RedisBackendBase, pool_size
+from backends.redis._base import RedisBackendBase, first_error, pool_size
+from backends.redis._batch import VIA_CLIENT, BatchRun, Outcome, Route, pack
+from backends.redis._coalesce import Call, Coalescer, CoalescingStats
 from backends.redis._plan import DEFAULT_PREFIX
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision
+from limits_core.errors import ConfigurationError
+
+#: Default cap on the decisions of one coalesced batch.
+MAX_BATCH = 128
 
 __all__ = ["AsyncRedisBackend"]
 
@@ -26,15 +33,22 @@ class AsyncRedisBackend(RedisBackendBase):
         client: instead of ``url``, an existing ``redis.asyncio.Redis`` or
             ``redis.asyncio.cluster.RedisCluster``. The backend never closes a client it was
             given.
-            Scripts go straight to a plain client's pooled connections, never resent after
-            a timeout; a cluster client (or a ``single_connection_client``) runs them through
-            its ``execute_command``, so give it ``retry=Retry(NoBackoff(), 0)``: redis-py
-            resends a command after a timeout by default, which could count a hit twice (a
-            ``RuntimeWarning`` says so).
+            Scripts go straight to a plain client's pooled connections (a batch to each
+            cluster node's), never resent after a timeout; a cluster client runs single
+            scripts and redirected ones through its ``execute_command`` (as a
+            ``single_connection_client`` does every script), so give it
+            ``retry=Retry(NoBackoff(), 0)``: redis-py resends a command after a timeout by
+            default, which could count a hit twice (a ``RuntimeWarning`` says so).
         prefix: starts every key, to isolate applications sharing one Redis (default
             ``"limits-core:"``); it must not contain ``{`` or ``}``.
-        socket_timeout: seconds to wait for a reply (default 1.0; ``None`` waits forever).
+        socket_timeout: seconds to wait for a reply, or for all the replies of a batch
+            (default 1.0; ``None`` waits forever).
         connect_timeout: seconds to wait for a connection (default 1.0).
+        coalesce: send the decisions requested concurrently on the event loop together, in
+            one pipeline per server (per node on a cluster), on the loop's next iteration
+            (default ``True``). Each decision is still its own atomic script.
+        max_batch: the most decisions in one coalesced pipeline (default 128); more
+            concurrent requests make more pipelines, sent in parallel.
         **options: more redis-py client options for a client built from ``url``
             (``max_connections``, ``ssl_ca_certs``, ``password``...).
 
@@ -52,7 +66,10 @@ class AsyncRedisBackend(RedisBackendBase):
     :class:`~limits_core.BackendUnavailable` (never retried: after a timeout the hit may or
     may not have been counted), any other Redis error :class:`~limits_core.BackendError`.
     A lost script cache (``SCRIPT FLUSH``, a restarted server) is handled by sending the script
-    whole once more, which is safe because Redis refused to run it.
+    whole once more, which is safe because Redis refused to run it. In a batch, every call left
+    without a reply raises ``BackendUnavailable`` (those answered get their decisions), only
+    the calls Redis refused with ``NOSCRIPT`` are sent again, and a caller cancelled before its
+    batch is sent is left out of it.
     """
 
     _asyncio = True
@@ -65,8 +82,14 @@ class AsyncRedisBackend(RedisBackendBase):
         prefix: str = DEFAULT_PREFIX,
         socket_timeout: float | None = 1.0,
         connect_timeout: float | None = 1.0,
+        coalesce: bool = True,
+        max_batch: int = MAX_BATCH,
         **options: Any,
     ) -> None:
+        if not isinstance(coalesce, bool):
+            raise ConfigurationError(f"coalesce must be True or False, got {coalesce!r}")
+        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+            raise ConfigurationError(f"max_batch must be a positive int, got {max_batch!r}")
         super().__init__(
             url,
             client=client,
@@ -81,6 +104,19 @@ class AsyncRedisBackend(RedisBackendBase):
         self._ready = False
         self._ready_lock = asyncio.Lock()
         self._send = self._sender()
+        self._coalescer = Coalescer(self._run, max_batch) if coalesce else None
+        self._submit = None if self._coalescer is None else self._coalescer.submit
+        self._stale = False
+
+    @property
+    def coalescing(self) -> bool:
+        """Whether concurrent decisions are sent together (``coalesce=``)."""
+        return self._coalescer is not None
+
+    @property
+    def stats(self) -> CoalescingStats:
+        """Coalesced batches so far: sizes and latencies (all zero when not coalescing)."""
+        return CoalescingStats() if self._coalescer is None else self._coalescer.stats
 
     def _sender(self) -> Callable[[tuple[Any, ...]], Awaitable[Any]]:
         """``await send(command) -> reply``: on a pooled connection when allowed, else through
@@ -123,6 +159,9 @@ class AsyncRedisBackend(RedisBackendBase):
         if plan is None or plan.algorithm is not algorithm:
             plan = self._plan(algorithm)
         command = plan.command(key, now_us, cost, consume)
+        submit = self._submit
+        if submit is not None:
+            return await submit(plan, command)
         try:
             if not self._ready:
                 await self._initialize()
@@ -132,6 +171,124 @@ class AsyncRedisBackend(RedisBackendBase):
                 except self._noscript:
                     # Redis refused to run the script, so nothing was counted: send it whole
                     # (EVAL also caches it), immune to another SCRIPT FLUSH in between.
+                    reply = await self._send(("EVAL", plan.script.source, *command[2:]))
+        except self._caught as exc:
+            raise self._translate(exc, self._address) from exc
+        return plan.decode(reply)
+
+    async def adecide_many(
+        self,
+        algorithm: Algorithm,
+        requests: Sequence[tuple[str, int]],
+        now_us: int | None,
+        consume: bool,
+    ) -> list[Decision]:
+        """Decide ``(key, cost)`` requests in order, in one pipeline (one per node on a
+        cluster), apart from any coalesced batch; each is still one atomic script. If any
+        fails, the first error is raised: calls before it may have been applied, and a call
+        whose reply was lost is never resent."""
+        plan = self._plan(algorithm)
+        calls = [(plan, plan.command(key, now_us, cost, consume)) for key, cost in requests]
+        return first_error(await self._run(calls)) if calls else []
+
+    async def _run(self, calls: Sequence[Call]) -> list[Outcome | None]:
+        """Decide a batch of calls: the outcome of each, in order (see ``_batch``)."""
+        try:
+            if not self._ready or self._stale:
+                await self._refresh()
+            async with self._slots:
+                run = BatchRun(calls, self._loaded, self._route, self._errors)
+                while sends := run.next_round():
+                    if len(sends) == 1:
+                        ((route, commands),) = sends.items()
+                        await self._pipeline(run, route, commands)
+                    else:
+                        await asyncio.gather(*(self._pipeline(run, r, c) for r, c in sends.items()))
+        except self._caught as exc:
+            return [self._translate(exc, self._address) for _ in calls]
+        return run.outcomes
+
+    async def _refresh(self) -> None:
+        """Initialize the client, or reload a cluster's topology after a node failed."""
+        if not self._ready:
+            await self._initialize()
+        elif self._stale:
+            self._stale = False
+            self._nodes.clear()
+            await self._client.nodes_manager.initialize()
+
+    async def _pipeline(self, run: BatchRun, route: Route, commands: list[tuple[Any, ...]]) -> None:
+        """Send ``commands`` to ``route`` and hand their replies (an error reply as its
+        exception) to ``run``, with the connection's failure if it failed before the end."""
+        replies: list[Any] = []
+        try:
+            if route is VIA_CLIENT:
+                for command in commands:
+                    try:
+                        replies.append(await self._execute(*command))
+                    except self._reply_error as exc:
+                        replies.append(exc)
+            elif route == "":
+                assert self._direct is not None
+                pool, args = self._direct
+                connection = await pool.get_connection(*args)
+                try:
+                    await self._exchange(connection, commands, replies)
+                finally:
+                    await pool.release(connection)
+            else:
+                node = self._nodes[route]
+                connection = node.acquire_connection()
+                try:
+                    await self._exchange(connection, commands, replies)
+                finally:
+                    node.release(connection)
+        except self._caught as exc:
+            if route is not VIA_CLIENT and route != "":
+                self._stale = True  # the node may have failed over: reload the slots
+            run.take(route, replies, exc)
+        else:
+            run.take(route, replies, None)
+
+    async def _exchange(
+        self, connection: Any, commands: list[tuple[Any, ...]], replies: list[Any]
+    ) -> None:
+        # A connection that fails mid-read is closed by redis-py, never reused.
+        encoder = connection.encoder
+        await connection.send_packed_command(
+            pack(commands, encoder.encoding, encoder.encoding_errors)
+        )
+        reply_error, read = self._reply_error, connection.read_response
+        # One deadline for the batch's replies, which come together, rather than one timer per
+        # reply: redis-py's timer costs more than reading a reply. (math.inf: no timer of its
+        # own; a read cut short by ours closes the connection all the same.)
+        try:
+            async with asyncio.timeout(connection.socket_timeout):
+                for _ in commands:
+                    try:
+                        replies.append(await read(timeout=math.inf))
+                    except reply_error as exc:
+                        replies.append(exc)
+        except TimeoutError:
+            raise self._timeout(
+                f"Timeout reading from {connection.host}:{connection.port}"
+            ) from None
+
+    async def arefund(
+        self, algorithm: Algorithm, key: str, amount: int, now_us: int | None
+    ) -> Decision:
+        """Give ``amount`` back to ``key`` in one script call (see :meth:`AsyncLimiter.refund
+        <limits_core.AsyncLimiter.refund>`)."""
+        plan = self._plan(algorithm)
+        command = plan.refund_command(key, now_us, amount)
+        try:
+            if not self._ready:
+                await self._initialize()
+            async with self._slots:
+                try:
+                    reply = await self._send(command)
+                except self._noscript:
+                    # As in adecide(): Redis ran nothing, so the script is sent whole once.
                     reply = await self._send(("EVAL", plan.script.source, *command[2:]))
         except self._caught as exc:
             raise self._translate(exc, self._address) from exc
@@ -147,7 +304,10 @@ class AsyncRedisBackend(RedisBackendBase):
             raise self._translate(exc, self._address) from exc
 
     async def aclose(self) -> None:
-        """Close the client if this backend created it; idempotent."""
+        """Wait for the batches in flight, then close the client if this backend created it;
+        idempotent."""
+        if self._coalescer is not None:
+            await self._coalescer.drain()
         if self._owns_client and not self._closed:
             self._closed = True
             await self._client.aclose()

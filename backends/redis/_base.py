@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from backends.redis._batch import VIA_CLIENT, Outcome, ReplyErrors, Route
 from backends.redis._connect import (
     check_timeout,
     create_client,
@@ -16,9 +17,10 @@ from backends.redis._connect import (
 )
 from backends.redis._plan import Plan, PolicyPlan, check_prefix, make_plan
 from limits_core.algorithm import Algorithm
+from limits_core.decision import Decision
 from limits_core.errors import BackendError, ConfigurationError
 
-__all__ = ["RedisBackendBase", "pool_size"]
+__all__ = ["RedisBackendBase", "first_error", "pool_size"]
 
 #: Plans kept per backend; more distinct algorithm objects than this start the cache over.
 _MAX_PLANS = 256
@@ -44,7 +46,14 @@ class RedisBackendBase:
         connect_timeout = check_timeout(connect_timeout, "connect_timeout")
         redis = import_redis()
         # Imported only now: it names redis-py's exception classes.
-        from backends.redis._errors import CAUGHT, NOSCRIPT, translate
+        from backends.redis._errors import (
+            CAUGHT,
+            NOSCRIPT,
+            REDIRECTED,
+            REPLY_ERROR,
+            TIMEOUT,
+            translate,
+        )
 
         self._caught = CAUGHT
         self._noscript = NOSCRIPT
@@ -80,6 +89,35 @@ class RedisBackendBase:
         self._execute = self._client.execute_command
         self._direct = direct_pool(self._client)
         self._plans: dict[int, Plan | PolicyPlan] = {}
+        # Batches (decide_many, coalescing): which route holds which script, and the nodes
+        # of a cluster by name.
+        self._reply_error = REPLY_ERROR
+        self._timeout = TIMEOUT
+        self._errors = ReplyErrors(NOSCRIPT, REDIRECTED, translate, self._address)
+        self._loaded: set[tuple[Route, str]] = set()
+        self._nodes: dict[Route, Any] = {}
+        self._route = self._router()
+
+    def _router(self) -> Callable[[tuple[Any, ...]], Route]:
+        """``route(command)``: where a batched command goes (see ``_batch``): the server's
+        pool, the node owning the command's slot, or one by one through the client."""
+        if self._direct is not None:
+            return lambda command: ""
+        manager = getattr(self._client, "nodes_manager", None)
+        if manager is None:  # a single-connection client
+            return lambda command: VIA_CLIENT
+        from redis.crc import key_slot
+
+        get_node, nodes = manager.get_node_from_slot, self._nodes
+
+        def route(command: tuple[Any, ...]) -> Route:
+            # command[3] is the call's first key; all its keys share one slot.
+            node = get_node(key_slot(command[3].encode()))
+            name: str = node.name
+            nodes[name] = node
+            return name
+
+        return route
 
     def _check_client(self, redis: Any, client: Any) -> None:
         if self._asyncio:
@@ -122,3 +160,11 @@ def pool_size(client: Any) -> int:
     if size is None:
         size = getattr(getattr(client, "connection_pool", None), "max_connections", None)
     return size if isinstance(size, int) and size > 0 else 100
+
+
+def first_error(outcomes: list[Outcome | None]) -> list[Decision]:
+    """The decisions of a batch, or its first error raised."""
+    for outcome in outcomes:
+        if not isinstance(outcome, Decision):
+            raise outcome or BackendError("a batched call got no reply")
+    return outcomes  # type: ignore[return-value]

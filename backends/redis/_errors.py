@@ -6,7 +6,7 @@ from redis import exceptions as rex
 
 from limits_core.errors import BackendError, BackendUnavailable
 
-__all__ = ["CAUGHT", "NOSCRIPT", "translate"]
+__all__ = ["CAUGHT", "NOSCRIPT", "REDIRECTED", "REPLY_ERROR", "TIMEOUT", "translate"]
 
 #: What a backend catches around a driver call; everything else propagates unchanged.
 #: (RedisClusterException is not a RedisError.)
@@ -15,6 +15,16 @@ CAUGHT: tuple[type[BaseException], ...] = (rex.RedisError, rex.RedisClusterExcep
 #: Redis refused to run a script it does not have (``SCRIPT FLUSH``, a restart): nothing ran,
 #: so sending the call again, script and all, cannot count anything twice.
 NOSCRIPT: type[BaseException] = rex.NoScriptError
+
+#: No reply in time: the command may or may not have run.
+TIMEOUT: type[BaseException] = rex.TimeoutError
+
+#: A Redis error reply to one command of a pipeline; the connection stays usable.
+REPLY_ERROR: type[BaseException] = rex.ResponseError
+
+#: Cluster replies meaning the command did not run on this node: sent again through the
+#: client, which follows the redirection.
+REDIRECTED: tuple[type[BaseException], ...] = (rex.MovedError, rex.AskError, rex.TryAgainError)
 
 # redis-py < 5.1 has no AuthorizationError.
 _CREDENTIALS = (

@@ -38,8 +38,9 @@ SCRIPT_KINDS = (*KINDS, Policy.kind)
 #: so the escaping is injective: ``%`` becomes ``%25``, ``{`` ``%7B``, ``}`` ``%7D``.
 _ESCAPES = str.maketrans({"%": "%25", "{": "%7B", "}": "%7D"})
 
-#: ARGV[3] of every script: consume (write when admitted) or peek.
-CONSUME, PEEK = b"1", b"0"
+#: ARGV[3] of every script: consume (write when admitted), peek, or refund (give ARGV[2] back,
+#: then decide a peek of cost 1).
+CONSUME, PEEK, REFUND = b"1", b"0", b"2"
 #: ARGV[1] when the server's clock decides (the script then calls TIME).
 SERVER_TIME = b""
 
@@ -160,6 +161,17 @@ class Plan:
             *self.params,
         )
 
+    def refund_command(self, key: str, now_us: int | None, amount: int) -> tuple[Any, ...]:
+        """The command giving ``amount`` back, replying as a peek of cost 1."""
+        return (
+            *self.call,
+            self.head + escape_tag(key) + "}",
+            SERVER_TIME if now_us is None else now_us,
+            amount,
+            REFUND,
+            *self.params,
+        )
+
     def decode(self, reply: Any) -> Decision:
         return decode_reply(reply, self.limit)
 
@@ -193,6 +205,17 @@ class PolicyPlan:
             SERVER_TIME if now_us is None else now_us,
             cost,
             CONSUME if consume else PEEK,
+            *self.params,
+        )
+
+    def refund_command(self, key: str, now_us: int | None, amount: int) -> tuple[Any, ...]:
+        """The command giving ``amount`` back to every limit, replying as a peek of 1."""
+        return (
+            *self.call,
+            *self.keys(key),
+            SERVER_TIME if now_us is None else now_us,
+            amount,
+            REFUND,
             *self.params,
         )
 

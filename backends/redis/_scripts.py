@@ -1,11 +1,11 @@
 """The Lua scripts, assembled from the fragments in ``lua/`` (shipped as package data).
 
-Each algorithm's logic exists once, in ``lua/<kind>.lua``, as a ``<kind>_decide`` and a
-``<kind>_commit`` function (the contract is at the top of ``lua/common.lua``). A script is
-``common.lua`` + the fragments it needs + a small main: ``main.lua`` runs one algorithm,
-``policy.lua`` runs several on one key, all or nothing. Sources and their SHA1 digests are
-computed once per process; the backends run them with EVALSHA and send a script whole (EVAL,
-which caches it) only when Redis answers NOSCRIPT.
+Each algorithm's logic exists once, in ``lua/<kind>.lua``, as ``<kind>_decide``,
+``<kind>_commit`` and ``<kind>_refund`` functions (the contract is at the top of
+``lua/common.lua``). A script is ``common.lua`` + the fragments it needs + a small main:
+``main.lua`` runs one algorithm, ``policy.lua`` runs several on one key, all or nothing.
+Sources and their SHA1 digests are computed once per process; the backends run them with
+EVALSHA and send a script whole (EVAL, which caches it) only when Redis answers NOSCRIPT.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def algorithm_script(kind: str) -> LuaScript:
     """The script running the algorithm ``kind`` alone on one key."""
     if kind not in KINDS:
         raise KeyError(kind)
-    bind = f"local decide, commit = {kind}_decide, {kind}_commit\n"
+    bind = f"local decide, commit, refund = {kind}_decide, {kind}_commit, {kind}_refund\n"
     return _script(_read("common"), _read(kind), bind + _read("main"))
 
 
@@ -60,5 +60,8 @@ def policy_script() -> LuaScript:
     """The script running a policy: any number of algorithms of any kinds on one key."""
     decide = ", ".join(f"{kind} = {kind}_decide" for kind in KINDS)
     commit = ", ".join(f"{kind} = {kind}_commit" for kind in KINDS)
-    bind = f"local DECIDE = {{{decide}}}\nlocal COMMIT = {{{commit}}}\n"
+    refund = ", ".join(f"{kind} = {kind}_refund" for kind in KINDS)
+    bind = (
+        f"local DECIDE = {{{decide}}}\nlocal COMMIT = {{{commit}}}\nlocal REFUND = {{{refund}}}\n"
+    )
     return _script(_read("common"), *map(_read, KINDS), bind + _read("policy"))

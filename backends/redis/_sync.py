@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from backends.redis._base import RedisBackendBase
+from backends.redis._base import RedisBackendBase, first_error
+from backends.redis._batch import VIA_CLIENT, BatchRun, Route, pack
+from backends.redis._connect import direct_pool
 from backends.redis._plan import DEFAULT_PREFIX
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision
@@ -72,6 +74,7 @@ class RedisBackend(RedisBackendBase):
             options=options,
         )
         self._send = self._sender()
+        self._stale = False
 
     def _sender(self) -> Callable[[tuple[Any, ...]], Any]:
         """``send(command) -> reply``: on a pooled connection when allowed, else through
@@ -107,6 +110,90 @@ class RedisBackend(RedisBackendBase):
             except self._noscript:
                 # Redis refused to run the script, so nothing was counted: send it whole
                 # (EVAL also caches it), immune to another SCRIPT FLUSH in between.
+                reply = self._send(("EVAL", plan.script.source, *command[2:]))
+        except self._caught as exc:
+            raise self._translate(exc, self._address) from exc
+        return plan.decode(reply)
+
+    def decide_many(
+        self,
+        algorithm: Algorithm,
+        requests: Sequence[tuple[str, int]],
+        now_us: int | None,
+        consume: bool,
+    ) -> list[Decision]:
+        """Decide ``(key, cost)`` requests in order, in one pipeline (one per node on a
+        cluster); each is still one atomic script. If any fails, the first error is raised:
+        calls before it may have been applied, and a call whose reply was lost is never
+        resent."""
+        plan = self._plan(algorithm)
+        run = BatchRun(
+            [(plan, plan.command(key, now_us, cost, consume)) for key, cost in requests],
+            self._loaded,
+            self._route,
+            self._errors,
+        )
+        try:
+            if self._stale:
+                # A node failed in an earlier batch: it may have failed over.
+                self._stale = False
+                self._nodes.clear()
+                self._client.nodes_manager.initialize()
+            while sends := run.next_round():
+                for route, commands in sends.items():
+                    replies: list[Any] = []
+                    try:
+                        self._pipeline(route, commands, replies)
+                    except self._caught as exc:
+                        self._stale = route is not VIA_CLIENT and route != ""
+                        run.take(route, replies, exc)
+                    else:
+                        run.take(route, replies, None)
+        except self._caught as exc:
+            raise self._translate(exc, self._address) from exc
+        return first_error(run.outcomes)
+
+    def _pipeline(self, route: Route, commands: list[tuple[Any, ...]], replies: list[Any]) -> None:
+        """Send ``commands`` to ``route`` and append their replies (an error reply as its
+        exception); a connection failure raises, leaving the replies read so far."""
+        if route is VIA_CLIENT:
+            for command in commands:
+                try:
+                    replies.append(self._execute(*command))
+                except self._reply_error as exc:
+                    replies.append(exc)
+            return
+        if route == "":
+            assert self._direct is not None
+            pool, args = self._direct
+        else:
+            # A node's own client is a plain redis.Redis: its pool always qualifies.
+            node_pool = direct_pool(self._client.get_redis_connection(self._nodes[route]))
+            assert node_pool is not None
+            pool, args = node_pool
+        connection = pool.get_connection(*args)
+        try:
+            encoder = connection.encoder
+            packed = pack(commands, encoder.encoding, encoder.encoding_errors)
+            connection.send_packed_command([packed])
+            for _ in commands:
+                try:
+                    replies.append(connection.read_response())
+                except self._reply_error as exc:
+                    replies.append(exc)
+        finally:
+            pool.release(connection)
+
+    def refund(self, algorithm: Algorithm, key: str, amount: int, now_us: int | None) -> Decision:
+        """Give ``amount`` back to ``key`` in one script call (see :meth:`Limiter.refund
+        <limits_core.Limiter.refund>`)."""
+        plan = self._plan(algorithm)
+        command = plan.refund_command(key, now_us, amount)
+        try:
+            try:
+                reply = self._send(command)
+            except self._noscript:
+                # As in decide(): Redis ran nothing, so the script is sent whole once.
                 reply = self._send(("EVAL", plan.script.source, *command[2:]))
         except self._caught as exc:
             raise self._translate(exc, self._address) from exc

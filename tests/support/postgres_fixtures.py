@@ -109,7 +109,7 @@ async def postgres_async_limiters(postgres_dsn: str, pg_table: str) -> AsyncIter
 
 
 @pytest.fixture
-async def postgres_uncoalesced_async_limiters(
+async def postgres_async_limiters_uncoalesced(
     postgres_dsn: str, pg_table: str
 ) -> AsyncIterator[Any]:
     """As ``postgres_async_limiters``, with ``coalesce=False``: a statement per decision."""

@@ -1,4 +1,4 @@
-"""Hypothesis strategies of programs (advance the clock, hit, peek, reset).
+"""Hypothesis strategies of programs (advance the clock, hit, peek, reset; refund too).
 
 The operations, the reference model and the runners are the library's own
 (:mod:`limits_core.programs`, which ``limits-core verify`` uses with seeded random programs);
@@ -19,6 +19,7 @@ from limits_core.programs import (
     Model,
     Op,
     Peek,
+    Refund,
     Reset,
     run_async,
     run_model,
@@ -33,10 +34,12 @@ __all__ = [
     "Model",
     "Op",
     "Peek",
+    "Refund",
     "Reset",
     "advances",
     "new_clock",
     "programs",
+    "refund_programs",
     "run_async",
     "run_model",
     "run_sync",
@@ -69,6 +72,25 @@ def programs(
         st.builds(Hit, key, cost),
         st.builds(Hit, key, cost),
         st.builds(Peek, key, cost),
+        st.builds(Reset, key),
+    )
+    return st.lists(op, max_size=max_ops)
+
+
+def refund_programs(
+    algorithm: Algorithm, *, max_ops: int = 40, keys: tuple[str, ...] = KEYS[:3]
+) -> st.SearchStrategy[list[Op]]:
+    """:func:`programs` with refunds, whose amounts go from 1 to past the limit."""
+    period_us = algorithm.max_state_ttl_us
+    key = st.sampled_from(keys)
+    cost = st.one_of(st.just(1), st.integers(1, algorithm.limit + 2))
+    op = st.one_of(
+        advances(period_us),
+        st.builds(Hit, key, cost),
+        st.builds(Hit, key, cost),
+        st.builds(Peek, key, cost),
+        st.builds(Refund, key, cost),
+        st.builds(Refund, key, cost),
         st.builds(Reset, key),
     )
     return st.lists(op, max_size=max_ops)

@@ -1,6 +1,7 @@
 """Redis factories for the backend matrix: ``redis_limiters`` / ``redis_async_limiters`` on the
 shared server, ``redis_cluster_limiters`` / ``redis_cluster_async_limiters`` on a 3-master
-cluster that this module starts for the session.
+cluster that this module starts for the session. The async factories coalesce concurrent
+decisions (the default); their ``*_uncoalesced`` twins send each decision on its own.
 
 Each ``make()`` gets a fresh prefix under the test's random prefix, so Hypothesis examples
 start from empty state; every key under the test's prefix is deleted afterwards.
@@ -114,6 +115,21 @@ def redis_async_limiters(
     return make
 
 
+def _uncoalesced(make: MakeAsyncLimiter) -> MakeAsyncLimiter:
+    def make_uncoalesced(
+        algorithm: Algorithm, clock: Clock | None = None, **options: Any
+    ) -> AsyncLimiter:
+        return make(algorithm, clock, coalesce=False, **options)
+
+    return make_uncoalesced
+
+
+@pytest.fixture
+def redis_async_limiters_uncoalesced(redis_async_limiters: MakeAsyncLimiter) -> MakeAsyncLimiter:
+    """``redis_async_limiters`` with ``coalesce=False``: one round trip per decision."""
+    return _uncoalesced(redis_async_limiters)
+
+
 @pytest.fixture
 def redis_cluster_limiters(
     redis_cluster_client: redis.cluster.RedisCluster, redis_prefix: str
@@ -142,3 +158,11 @@ def redis_cluster_async_limiters(
         return AsyncLimiter(algorithm, backend, clock=clock)
 
     return make
+
+
+@pytest.fixture
+def redis_cluster_async_limiters_uncoalesced(
+    redis_cluster_async_limiters: MakeAsyncLimiter,
+) -> MakeAsyncLimiter:
+    """``redis_cluster_async_limiters`` with ``coalesce=False``."""
+    return _uncoalesced(redis_cluster_async_limiters)

@@ -70,3 +70,26 @@ BEGIN
     RETURN ARRAY[1, p_limit - v_count - p_cost, v_left, 0];
 END
 $$;
+
+-- refund: lower the live window's count by p_amount, down to zero, under the row lock (the
+-- window keeps its start and expires_at); a window that has ended is deleted, and a key with
+-- no row stays without. Returns what a peek of cost 1 returns right after, in the same
+-- transaction.
+CREATE OR REPLACE FUNCTION @fixed_window_refund@(
+    p_key text, p_amount bigint, p_now bigint, p_limit bigint, p_period bigint
+) RETURNS bigint[] LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now bigint := coalesce(p_now, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
+    v_start bigint;
+BEGIN
+    SELECT s.t INTO v_start FROM @table@ AS s WHERE s.key = p_key FOR UPDATE;
+    IF FOUND THEN
+        IF v_now - v_start >= p_period THEN
+            DELETE FROM @table@ WHERE key = p_key;
+        ELSE
+            UPDATE @table@ SET n = greatest(0, n - p_amount) WHERE key = p_key;
+        END IF;
+    END IF;
+    RETURN @fixed_window@(p_key, 1, v_now, false, p_limit, p_period);
+END
+$$;

@@ -83,3 +83,37 @@ BEGIN
                  (v_ttl + v_need + p_scale - 1) / p_scale, 0];
 END
 $$;
+
+-- refund: move the TAT back by p_amount intervals (at most the burst), exactly, borrowing
+-- whole microseconds from t for the remainder n, under the row lock; a fully rested key is
+-- deleted, and a key with no row stays without. Returns what a peek of cost 1 returns right
+-- after, in the same transaction.
+CREATE OR REPLACE FUNCTION @gcra_refund@(
+    p_key text, p_amount bigint, p_now bigint,
+    p_burst bigint, p_scale bigint, p_interval bigint, p_tol bigint
+) RETURNS bigint[] LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now bigint := coalesce(p_now, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
+    v_tat bigint;
+    v_frac bigint;
+    v_borrow bigint;
+BEGIN
+    SELECT s.t, s.n INTO v_tat, v_frac FROM @table@ AS s WHERE s.key = p_key FOR UPDATE;
+    IF FOUND THEN
+        v_frac := v_frac - least(p_amount, p_burst) * p_interval;
+        IF v_frac < 0 THEN
+            v_borrow := (p_scale - 1 - v_frac) / p_scale;
+            v_tat := v_tat - v_borrow;
+            v_frac := v_frac + v_borrow * p_scale;
+        END IF;
+        IF v_tat < v_now OR (v_tat = v_now AND v_frac = 0) THEN
+            DELETE FROM @table@ WHERE key = p_key;
+        ELSE
+            UPDATE @table@ SET t = v_tat, n = v_frac,
+                expires_at = (v_tat + CASE WHEN v_frac > 0 THEN 1 ELSE 0 END) | 1048575
+            WHERE key = p_key;
+        END IF;
+    END IF;
+    RETURN @gcra@(p_key, 1, v_now, false, p_burst, p_scale, p_interval, p_tol);
+END
+$$;

@@ -71,3 +71,33 @@ BEGIN
                  (v_level + v_need + p_drain - 1) / p_drain, 0];
 END
 $$;
+
+-- refund: drain p_amount at once, down to empty, under the row lock; an empty bucket is
+-- deleted, and a key with no row stays without. Returns what a peek of cost 1 returns right
+-- after, in the same transaction.
+CREATE OR REPLACE FUNCTION @leaky_bucket_refund@(
+    p_key text, p_amount bigint, p_now bigint,
+    p_capacity bigint, p_unit bigint, p_drain bigint, p_full bigint, p_empty bigint
+) RETURNS bigint[] LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now bigint := coalesce(p_now, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
+    v_at bigint;
+    v_level bigint;
+    v_last bigint;
+BEGIN
+    SELECT s.n, s.t INTO v_level, v_last FROM @table@ AS s WHERE s.key = p_key FOR UPDATE;
+    IF FOUND THEN
+        v_at := greatest(v_now, v_last);
+        v_level := v_level - least(v_at - v_last, p_empty) * p_drain
+                   - least(p_amount, p_capacity) * p_unit;
+        IF v_level <= 0 THEN
+            DELETE FROM @table@ WHERE key = p_key;
+        ELSE
+            UPDATE @table@ SET n = v_level, t = v_at,
+                expires_at = (v_at + (v_level + p_drain - 1) / p_drain) | 1048575
+            WHERE key = p_key;
+        END IF;
+    END IF;
+    RETURN @leaky_bucket@(p_key, 1, v_now, false, p_capacity, p_unit, p_drain, p_full, p_empty);
+END
+$$;

@@ -107,3 +107,51 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- refund: take p_amount units off the newest entries of the log (the most recent
+-- admissions), dropping the entries left empty, under the row lock. Entries that left the
+-- window stay, as after a hit. A log left without live units is deleted, and a key with no
+-- row stays without. Returns what a peek of cost 1 returns right after, in the same
+-- transaction.
+CREATE OR REPLACE FUNCTION @sliding_log_refund@(
+    p_key text, p_amount bigint, p_now bigint, p_limit bigint, p_period bigint
+) RETURNS bigint[] LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now bigint := coalesce(p_now, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
+    v_ts bigint[];
+    v_ns bigint[];
+    v_total bigint;
+    v_live bigint;
+    v_left bigint;
+    v_len integer;
+    v_first integer := 1;
+BEGIN
+    SELECT s.log_t, s.log_n, s.n INTO v_ts, v_ns, v_total
+    FROM @table@ AS s WHERE s.key = p_key FOR UPDATE;
+    IF FOUND THEN
+        v_len := coalesce(cardinality(v_ts), 0);
+        v_live := v_total;
+        WHILE v_first <= v_len AND v_ts[v_first] <= greatest(v_now, v_ts[v_len]) - p_period LOOP
+            v_live := v_live - v_ns[v_first];
+            v_first := v_first + 1;
+        END LOOP;
+        IF v_len = 0 OR p_amount >= v_live THEN
+            DELETE FROM @table@ WHERE key = p_key;
+        ELSE
+            v_left := p_amount;
+            WHILE v_ns[v_len] <= v_left LOOP
+                v_left := v_left - v_ns[v_len];
+                v_len := v_len - 1;
+            END LOOP;
+            v_ts := v_ts[1:v_len];
+            v_ns := v_ns[1:v_len];
+            v_ns[v_len] := v_ns[v_len] - v_left;
+            UPDATE @table@ SET
+                n = v_total - p_amount, t = v_ts[v_len], log_t = v_ts, log_n = v_ns,
+                expires_at = (v_ts[v_len] + p_period) | 1048575
+            WHERE key = p_key;
+        END IF;
+    END IF;
+    RETURN @sliding_log@(p_key, 1, v_now, false, p_limit, p_period);
+END
+$$;

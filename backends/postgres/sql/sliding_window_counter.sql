@@ -105,3 +105,40 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- refund: lower the count of the current window (n) by p_amount, down to zero, under the row
+-- lock; it does not reach into the previous window (log_n[1]), and keeps t. A state left
+-- counting nothing is deleted, and a key with no row stays without. Returns what a peek of
+-- cost 1 returns right after, in the same transaction.
+CREATE OR REPLACE FUNCTION @sliding_window_counter_refund@(
+    p_key text, p_amount bigint, p_now bigint, p_limit bigint, p_period bigint
+) RETURNS bigint[] LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now bigint := coalesce(p_now, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
+    v_at bigint;
+    v_last bigint;
+    v_prev bigint;
+    v_curr bigint;
+    v_start bigint;
+    v_gap bigint;
+BEGIN
+    SELECT s.t, s.log_n[1], s.n INTO v_last, v_prev, v_curr
+    FROM @table@ AS s WHERE s.key = p_key FOR UPDATE;
+    IF FOUND THEN
+        v_at := greatest(v_now, v_last);
+        v_start := v_at - ((v_at % p_period) + p_period) % p_period;
+        v_gap := v_start - (v_last - ((v_last % p_period) + p_period) % p_period);
+        v_curr := greatest(0, v_curr - p_amount);
+        IF v_gap >= 2 * p_period OR (v_gap = 0 AND v_curr = 0 AND v_prev = 0) THEN
+            DELETE FROM @table@ WHERE key = p_key;
+        ELSIF v_gap = 0 THEN
+            -- (v_gap > 0: nothing was admitted in this window, nothing to give back.)
+            UPDATE @table@ SET n = v_curr,
+                expires_at = (v_start + CASE WHEN v_curr > 0 THEN 2 ELSE 1 END * p_period)
+                             | 1048575
+            WHERE key = p_key;
+        END IF;
+    END IF;
+    RETURN @sliding_window_counter@(p_key, 1, v_now, false, p_limit, p_period);
+END
+$$;

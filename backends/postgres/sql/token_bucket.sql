@@ -83,3 +83,33 @@ BEGIN
                  (p_capacity - v_tokens + v_need + p_refill - 1) / p_refill, 0];
 END
 $$;
+
+-- refund: put p_amount tokens back, up to the capacity, under the row lock; a bucket full
+-- again is deleted (no row is the same full bucket), and a key with no row stays without.
+-- Returns what a peek of cost 1 returns right after, in the same transaction.
+CREATE OR REPLACE FUNCTION @token_bucket_refund@(
+    p_key text, p_amount bigint, p_now bigint,
+    p_burst bigint, p_unit bigint, p_refill bigint, p_capacity bigint, p_fill bigint
+) RETURNS bigint[] LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_now bigint := coalesce(p_now, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
+    v_at bigint;
+    v_tokens bigint;
+    v_last bigint;
+BEGIN
+    SELECT s.n, s.t INTO v_tokens, v_last FROM @table@ AS s WHERE s.key = p_key FOR UPDATE;
+    IF FOUND THEN
+        v_at := greatest(v_now, v_last);
+        v_tokens := v_tokens + least(v_at - v_last, p_fill) * p_refill
+                    + least(p_amount, p_burst) * p_unit;
+        IF v_tokens >= p_capacity THEN
+            DELETE FROM @table@ WHERE key = p_key;
+        ELSE
+            UPDATE @table@ SET n = v_tokens, t = v_at,
+                expires_at = (v_at + (p_capacity - v_tokens + p_refill - 1) / p_refill) | 1048575
+            WHERE key = p_key;
+        END IF;
+    END IF;
+    RETURN @token_bucket@(p_key, 1, v_now, false, p_burst, p_unit, p_refill, p_capacity, p_fill);
+END
+$$;

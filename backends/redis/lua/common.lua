@@ -16,15 +16,30 @@ A fragment `<kind>.lua` defines two local functions:
     request is admitted (by every limit of a policy) and consumes: store the new state and
     its TTL. Otherwise write nothing but, at most, a TTL on a key found without one.
 
+  <kind>_refund(key, now, amount, a, i)
+    Gives `amount` back to the state at `key` exactly as the algorithm's refund() does (never
+    creating a key): stores the new state with the TTL of its expiry, or deletes the key when
+    refund() leaves no state. The main then decides a peek of cost 1 on what it left.
+
 Numbers sent to Redis go through string.format('%d'): Lua's own number-to-string conversion
 (and Redis' for number arguments) can print a microsecond timestamp in exponent notation.
 ]]
 
--- A PX argument: `us` in milliseconds rounded up, at least 1 (PEXPIRE 0 would delete the key).
+-- The shortest TTL a write sets, in milliseconds: 1 (PEXPIRE 0 would delete the key), or
+-- CLIENT_CLOCK_MIN_PX when the limiter sends its own clock (the main sets it). TTLs are real
+-- time; a limiter's clock may be virtual (a simulation, a test, `limits-core verify`), where a
+-- few microseconds of a window may be left while the next call is milliseconds of real time
+-- away. TTLs only reclaim memory, so letting such a key outlive its use by under a second
+-- keeps the decisions those calls expect.
+local CLIENT_CLOCK_MIN_PX = 1000
+local min_px = 1
+
+-- A PX argument: `us` in milliseconds rounded up, at least `min_px`.
 -- `us / 1000` is exact enough: below 2**53 the quotient cannot round across an integer.
 local function px(us)
-  if us <= 1000 then return '1' end
-  return string.format('%d', math.ceil(us / 1000))
+  local ms = math.ceil(us / 1000)
+  if ms < min_px then ms = min_px end
+  return string.format('%d', ms)
 end
 
 -- Exact integer quotients of non-negative integers below 2**53: math.fmod is exact, so these

@@ -42,6 +42,9 @@ follows:
 Numbers sent to Redis are formatted with '%d': Lua's own number-to-string conversion would
 print a microsecond timestamp in exponent notation and lose digits.
 
+A refund lowers the live window's count, down to zero (the window keeps its start and its
+TTL); a window that has ended has nothing to give back and is deleted.
+
 Parameters: limit, period_us.
 ]]
 
@@ -81,4 +84,21 @@ local function fixed_window_commit(key, write, now, cost, a, i, live, stored_lef
   if stored_left and redis.call('PTTL', key) == -1 then
     redis.call('PEXPIRE', key, px(stored_left))
   end
+end
+
+local function fixed_window_refund(key, now, amount, a, i)
+  local period = tonumber(a[i + 1])
+  local found = redis.call('HMGET', key, 's', 'n')
+  local s = tonumber(found[1])
+  if not s then return end
+  if now < s then now = s end
+  local left = s + period - now
+  if left <= 0 then
+    redis.call('DEL', key)
+    return
+  end
+  local count = tonumber(found[2]) - amount
+  if count < 0 then count = 0 end
+  redis.call('HSET', key, 'n', string.format('%d', count))
+  redis.call('PEXPIRE', key, px(left))
 end

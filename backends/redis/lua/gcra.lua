@@ -11,6 +11,9 @@ A `now` earlier than tat - tolerance, which only a clock that went back can prod
 treated as that time. An admitted write is one SET with PX = the time until the key is fully
 rested again (rounded up to the millisecond): a missing key then means the same rested key.
 
+A refund moves the TAT back by `amount` intervals, exactly (whole microseconds and a
+remainder, as stored), never before now; a fully rested key is deleted.
+
 Parameters: burst, scale, interval, tolerance.
 ]]
 
@@ -50,4 +53,26 @@ local function gcra_commit(key, write, now, cost, a, i, ttl, reset)
     local tat = now + (ttl - frac) / scale
     redis.call('SET', key, string.format('%d:%d', tat, frac), 'PX', px(reset))
   end
+end
+
+local function gcra_refund(key, now, amount, a, i)
+  local burst, scale, interval = tonumber(a[i]), tonumber(a[i + 1]), tonumber(a[i + 2])
+  local stored = redis.call('GET', key)
+  if not stored then return end
+  local sep = string.find(stored, ':', 1, true)
+  local tat = tonumber(string.sub(stored, 1, sep - 1))
+  if amount > burst then amount = burst end
+  -- tat + frac / scale - amount * interval / scale, borrowing whole microseconds.
+  local frac = tonumber(string.sub(stored, sep + 1)) - amount * interval
+  if frac < 0 then
+    local borrow = ceil_div(-frac, scale)
+    tat, frac = tat - borrow, frac + borrow * scale
+  end
+  if tat < now or (tat == now and frac == 0) then
+    redis.call('DEL', key)
+    return
+  end
+  local rested = tat - now
+  if frac > 0 then rested = rested + 1 end
+  redis.call('SET', key, string.format('%d:%d', tat, frac), 'PX', px(rested))
 end

@@ -11,6 +11,8 @@ Time never runs backwards for a key: a `now` before the stored time is treated a
 time. An admitted write is one SET with PX = the time until the bucket has drained empty
 (rounded up to the millisecond): a missing key then means the same empty bucket.
 
+A refund drains `amount` at once, down to empty; an empty bucket is deleted.
+
 Parameters: capacity, unit, drain, full, empty_us.
 ]]
 
@@ -48,4 +50,29 @@ local function leaky_bucket_commit(key, write, now, cost, a, i, level, last, res
   if write then
     redis.call('SET', key, string.format('%d:%d', level, last), 'PX', px(reset))
   end
+end
+
+local function leaky_bucket_refund(key, now, amount, a, i)
+  local capacity, unit, drain = tonumber(a[i]), tonumber(a[i + 1]), tonumber(a[i + 2])
+  local empty = tonumber(a[i + 4])
+  local stored = redis.call('GET', key)
+  if not stored then return end
+  local sep = string.find(stored, ':', 1, true)
+  local last = tonumber(string.sub(stored, sep + 1))
+  local elapsed = now - last
+  if elapsed >= empty then
+    redis.call('DEL', key)
+    return
+  end
+  if elapsed < 0 then
+    now, elapsed = last, 0
+  end
+  if amount > capacity then amount = capacity end
+  -- level < 2**53 and the sum taken off is below 2**54: a level left above zero is exact.
+  local level = tonumber(string.sub(stored, 1, sep - 1)) - (elapsed * drain + amount * unit)
+  if level <= 0 then
+    redis.call('DEL', key)
+    return
+  end
+  redis.call('SET', key, string.format('%d:%d', level, now), 'PX', px(ceil_div(level, drain)))
 end

@@ -16,8 +16,32 @@ Time never runs backwards for a key: a `now` before the newest logged unit is tr
 unit's time. Every write sets PEXPIRE to the period (rounded up to the millisecond): by then
 every unit has left the window, so the TTL is garbage collection only.
 
+A refund removes `amount` units from the newest (the most recent admissions), all the live
+ones at most, and deletes a log left without live units. Removing the newest units can make
+an older time the newest again, with fewer live units before it than when it was logged
+(the trim of a later hit removed some): its units are then renamed "<t>:<c - m + 1>" ..
+"<t>:<c>", `c` being the live units a hit at t would count and `m` their number at t, so a
+later hit at t still adds new members. The TTL becomes the newest unit's time in the window.
+
 Parameters: limit, period_us.
 ]]
+
+-- Add the units "<score>:<first>" .. "<score>:<last>".
+local function sliding_log_add(key, score, first, last)
+  local batch, n = {}, 0
+  for k = first, last do
+    batch[n + 1] = score
+    batch[n + 2] = string.format('%s:%d', score, k)
+    n = n + 2
+    if n >= 1000 then  -- stay far below Lua's limit on unpack()ed arguments
+      redis.call('ZADD', key, unpack(batch, 1, n))
+      n = 0
+    end
+  end
+  if n > 0 then
+    redis.call('ZADD', key, unpack(batch, 1, n))
+  end
+end
 
 local function sliding_log_decide(key, now, cost, a, i)
   local limit, period = tonumber(a[i]), tonumber(a[i + 1])
@@ -46,19 +70,40 @@ end
 local function sliding_log_commit(key, write, now, cost, a, i, at, used, gone)
   if not write then return end
   redis.call('ZREMRANGEBYSCORE', key, '-inf', gone)
-  local score = string.format('%d', at)
-  local batch, n = {}, 0
-  for k = 1, cost do
-    batch[n + 1] = score
-    batch[n + 2] = string.format('%s:%d', score, used + k)
-    n = n + 2
-    if n >= 1000 then  -- stay far below Lua's limit on unpack()ed arguments
-      redis.call('ZADD', key, unpack(batch, 1, n))
-      n = 0
-    end
-  end
-  if n > 0 then
-    redis.call('ZADD', key, unpack(batch, 1, n))
-  end
+  sliding_log_add(key, string.format('%d', at), used + 1, used + cost)
   redis.call('PEXPIRE', key, px(tonumber(a[i + 1])))
+end
+
+local function sliding_log_refund(key, now, amount, a, i)
+  local period = tonumber(a[i + 1])
+  local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  local newest_t = tonumber(newest[2])
+  if not newest_t then return end
+  if now < newest_t then now = newest_t end
+  local live = redis.call('ZCOUNT', key, '(' .. string.format('%d', now - period), '+inf')
+  if amount >= live then
+    redis.call('DEL', key)
+    return
+  end
+  redis.call('ZREMRANGEBYRANK', key, -amount, -1)
+  newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  local t = tonumber(newest[2])
+  local score = string.format('%d', t)
+  local group = redis.call('ZRANGEBYSCORE', key, score, score)
+  local m = #group
+  local c = redis.call('ZCOUNT', key, '(' .. string.format('%d', t - period), '+inf')
+  local low, high = math.huge, 0
+  for _, member in ipairs(group) do
+    local seq = tonumber(string.sub(member, #score + 2))
+    if seq < low then low = seq end
+    if seq > high then high = seq end
+  end
+  -- Distinct numbers from c - m + 1 to c are exactly those names: nothing to rename.
+  if low ~= c - m + 1 or high ~= c then
+    for k = 1, m, 500 do
+      redis.call('ZREM', key, unpack(group, k, math.min(k + 499, m)))
+    end
+    sliding_log_add(key, score, c - m + 1, c)
+  end
+  redis.call('PEXPIRE', key, px(t + period - now))
 end

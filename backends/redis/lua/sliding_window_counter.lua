@@ -12,6 +12,10 @@ Time never runs backwards for a key: a `now` before the newest admission is trea
 time. An admitted write is one SET with PX = the time until the end of the next window, when
 the newest window's count stops weighing (rounded up to the millisecond).
 
+A refund lowers the count of the current window only, down to zero, and keeps the time of
+the newest admission; it does not reach into the previous window. A state left counting
+nothing is deleted.
+
 Parameters: limit, period_us.
 ]]
 
@@ -67,4 +71,32 @@ local function sliding_window_counter_commit(key, write, now, cost, a, i, last, 
   if write then
     redis.call('SET', key, string.format('%d:%d:%d', last, prev, curr), 'PX', px(ttl))
   end
+end
+
+local function sliding_window_counter_refund(key, now, amount, a, i)
+  local period = tonumber(a[i + 1])
+  local stored = redis.call('GET', key)
+  if not stored then return end
+  local s1 = string.find(stored, ':', 1, true)
+  local s2 = string.find(stored, ':', s1 + 1, true)
+  local last = tonumber(string.sub(stored, 1, s1 - 1))
+  if now < last then now = last end
+  local start = now - floor_mod(now, period)
+  local gap = start - (last - floor_mod(last, period))
+  if gap >= 2 * period then
+    redis.call('DEL', key)
+    return
+  end
+  -- Nothing admitted in this window (gap > 0): nothing to give back.
+  if gap > 0 then return end
+  local prev = tonumber(string.sub(stored, s1 + 1, s2 - 1))
+  local curr = tonumber(string.sub(stored, s2 + 1)) - amount
+  if curr < 0 then curr = 0 end
+  if curr == 0 and prev == 0 then
+    redis.call('DEL', key)
+    return
+  end
+  local ttl = start + period - now
+  if curr > 0 then ttl = ttl + period end
+  redis.call('SET', key, string.format('%d:%d:%d', last, prev, curr), 'PX', px(ttl))
 end

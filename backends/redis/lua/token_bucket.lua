@@ -11,6 +11,9 @@ Time never runs backwards for a key: a `now` before the stored time is treated a
 time. An admitted write is one SET with PX = the time until the bucket is full again (rounded
 up to the millisecond): a missing key then means the same full bucket.
 
+A refund puts tokens back up to the capacity; a bucket full again is deleted (no key means
+the same full bucket).
+
 Parameters: burst, unit, refill, capacity, fill_us.
 ]]
 
@@ -47,4 +50,30 @@ local function token_bucket_commit(key, write, now, cost, a, i, tokens, last, re
   if write then
     redis.call('SET', key, string.format('%d:%d', tokens, last), 'PX', px(reset))
   end
+end
+
+local function token_bucket_refund(key, now, amount, a, i)
+  local burst, unit, refill = tonumber(a[i]), tonumber(a[i + 1]), tonumber(a[i + 2])
+  local capacity, fill = tonumber(a[i + 3]), tonumber(a[i + 4])
+  local stored = redis.call('GET', key)
+  if not stored then return end
+  local sep = string.find(stored, ':', 1, true)
+  local last = tonumber(string.sub(stored, sep + 1))
+  local elapsed = now - last
+  if elapsed >= fill then
+    redis.call('DEL', key)
+    return
+  end
+  if elapsed < 0 then
+    now, elapsed = last, 0
+  end
+  if amount > burst then amount = burst end
+  -- Each term is below 2**53 and a sum of at least capacity is deleted: rounding cannot matter.
+  local tokens = tonumber(string.sub(stored, 1, sep - 1)) + elapsed * refill + amount * unit
+  if tokens >= capacity then
+    redis.call('DEL', key)
+    return
+  end
+  redis.call('SET', key, string.format('%d:%d', tokens, now), 'PX',
+    px(ceil_div(capacity - tokens, refill)))
 end
