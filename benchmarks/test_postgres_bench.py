@@ -12,11 +12,15 @@ Run (quick):  pytest benchmarks/test_postgres_bench.py --benchmark-disable   (on
   its WAL flush, so the disk sets the pace); ``async-commit`` sets ``synchronous_commit=off``
   on the connections (of the backend and of the floor alike), which shows the CPU cost.
 - every request is admitted (limits far above the traffic): the write path.
+- coalescing: the async backend coalesces concurrent decisions into batch statements by
+  default (contenders ``limits-core <Algorithm>``); ``limits-core <Algorithm> uncoalesced``
+  sends one statement per decision (``coalesce=False``), as the floor does.
 
 Throughput is decisions per second: async, the median over rounds; sync, from the median
 call. The summary at the end prints every figure with its ratio to the floor of the same mode
-and workload, each contender's rounds alternating with rounds of the floor so that both see the
-same load on the machine. The floor's pool is set up like the backend's (same size, no reset
+and workload (and, async, the 99th percentile of one decision's latency over all rounds),
+each contender's rounds alternating with rounds of the floor so that both see the same load
+on the machine. The floor's pool is set up like the backend's (same size, no reset
 query and no idle timer on release), so the ratio isolates what a decision costs beyond a bare
 upsert: the SQL around the upsert and the Python around the call. The floor goes through
 ``pool.fetchrow`` (asyncpg's acquire and release on every request), while the async backend
@@ -79,6 +83,10 @@ FLOOR_UPSERT_SYNC = FLOOR_UPSERT.replace("$1", "%(key)s").replace("$2", "%(perio
 #: (api, commit, workload) -> {contender: (decisions per second, the floor's in the same
 #: rounds, median of the per-round ratios)}, printed at the end.
 RESULTS: dict[tuple[str, str, str], dict[str, tuple[float, float, float]]] = {}
+#: (commit, workload, contender) -> 99th percentile of one async decision's latency (ms).
+P99_MS: dict[tuple[str, str, str], float] = {}
+#: The async backend with and without coalescing, by contender-name suffix.
+COALESCE = {"": True, " uncoalesced": False}
 
 
 def _keys(workload: str) -> list[str]:
@@ -103,13 +111,15 @@ class _Summary:
         )
         write(
             f"  {'api':5} {'commit':12} {'keys':4} {'contender':30} {'rate':>11} "
-            f"{'floor':>11}  ratio"
+            f"{'floor':>11}  ratio   p99"
         )
         for (api, commit, workload), figures in sorted(RESULTS.items()):
             for name, (rate, floor, ratio) in figures.items():
+                p99 = P99_MS.get((commit, workload, name)) if api == "async" else None
                 write(
                     f"  {api:5} {commit:12} {workload:4} {name:30} {rate:9,.0f}/s "
                     f"{floor:9,.0f}/s  {ratio:4.2f}x"
+                    + (f" {p99:5.1f}ms" if p99 is not None else "")
                 )
 
 
@@ -173,10 +183,25 @@ def table(dsn: str, runner: asyncio.Runner) -> Iterator[str]:
         connection.execute(f"DROP TABLE IF EXISTS {FLOOR_TABLE}")
 
 
-async def _concurrently(decide: Callable[[str], Awaitable[Any]], keys: Iterator[str]) -> None:
+async def _concurrently(
+    decide: Callable[[str], Awaitable[Any]],
+    keys: Iterator[str],
+    latencies: list[float] | None = None,
+) -> None:
     async def worker() -> None:
         for key in keys:
             await decide(key)
+
+    async def timed_worker(latencies: list[float]) -> None:
+        clock = time.perf_counter
+        for key in keys:
+            start = clock()
+            await decide(key)
+            latencies.append(clock() - start)
+
+    if latencies is not None:
+        await asyncio.gather(*(timed_worker(latencies) for _ in range(TASKS)))
+        return
 
     await asyncio.gather(*(worker() for _ in range(TASKS)))
 
@@ -245,27 +270,35 @@ def _async_rounds(
     decide: Callable[[str], Awaitable[Any]],
     floor: Callable[[str], Awaitable[Any]],
     keys: list[str],
+    latencies: tuple[list[float], list[float]] = ([], []),
 ) -> tuple[list[float], list[float]]:
     """Rounds of ``decide``, each preceded by an untimed (by pytest-benchmark) round of the
-    floor on the same keys; returns both lists of rates."""
+    floor on the same keys; returns both lists of rates, and adds every decision's latency
+    (seconds) to ``latencies`` (``decide``'s, the floor's)."""
     rates: list[float] = []
     floors: list[float] = []
 
-    async def one_round(decide: Callable[[str], Awaitable[Any]], out: list[float]) -> None:
+    async def one_round(
+        decide: Callable[[str], Awaitable[Any]], out: list[float], latencies: list[float]
+    ) -> None:
         cycle = itertools.cycle(keys)
         start = time.perf_counter()
-        await _concurrently(decide, (next(cycle) for _ in range(ROUND)))
+        await _concurrently(decide, (next(cycle) for _ in range(ROUND)), latencies)
         out.append(ROUND / (time.perf_counter() - start))
 
     # Warm up every connection (connect, prepare the statement), untimed.
     for warm in (decide, floor):
         runner.run(_concurrently(warm, itertools.islice(itertools.cycle(keys), 5 * TASKS)))
     benchmark.pedantic(
-        lambda: runner.run(one_round(decide, rates)),
-        setup=lambda: runner.run(one_round(floor, floors)),
+        lambda: runner.run(one_round(decide, rates, latencies[0])),
+        setup=lambda: runner.run(one_round(floor, floors, latencies[1])),
         rounds=ROUNDS,
     )
     return rates, floors
+
+
+def _p99_ms(latencies: list[float]) -> float:
+    return statistics.quantiles(latencies, n=100)[98] * 1000
 
 
 @pytest.mark.parametrize("workload", sorted(WORKLOADS))
@@ -278,12 +311,15 @@ def test_async_floor(
     benchmark.group = f"async x{ROUND} {commit} {workload}"
     benchmark.name = "raw asyncpg upsert"
     floor = floors.decide_async(commit)
-    rates, paired = _async_rounds(benchmark, runner, floor, floor, _keys(workload))
+    latencies: tuple[list[float], list[float]] = ([], [])
+    rates, paired = _async_rounds(benchmark, runner, floor, floor, _keys(workload), latencies)
     _record("async", commit, workload, "floor", rates, paired)
+    P99_MS[commit, workload, "floor"] = _p99_ms(latencies[0] + latencies[1])
 
 
 @pytest.mark.parametrize("workload", sorted(WORKLOADS))
 @pytest.mark.parametrize("commit", sorted(COMMITS))
+@pytest.mark.parametrize("mode", list(COALESCE), ids=["coalesced", "uncoalesced"])
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))
 def test_async_backend(
     benchmark: Any,
@@ -292,20 +328,32 @@ def test_async_backend(
     table: str,
     floors: _Floors,
     name: str,
+    mode: str,
     commit: str,
     workload: str,
 ) -> None:
+    contender = f"{name}{mode}"
     benchmark.group = f"async x{ROUND} {commit} {workload}"
-    benchmark.name = f"limits-core {name}"
+    benchmark.name = f"limits-core {contender}"
     backend = AsyncPostgresBackend(
-        dsn, table=table, pool_size=POOL, server_settings=COMMITS[commit]
+        dsn,
+        table=table,
+        pool_size=POOL,
+        server_settings=COMMITS[commit],
+        coalesce=COALESCE[mode],
     )
     limiter = AsyncLimiter(ALGORITHMS[name](), backend)
+    latencies: tuple[list[float], list[float]] = ([], [])
     rates, paired = _async_rounds(
-        benchmark, runner, limiter.hit, floors.decide_async(commit), _keys(workload)
+        benchmark, runner, limiter.hit, floors.decide_async(commit), _keys(workload), latencies
     )
     runner.run(backend.aclose())
-    _record("async", commit, workload, name, rates, paired)
+    _record("async", commit, workload, contender, rates, paired)
+    P99_MS[commit, workload, contender] = _p99_ms(latencies[0])
+    if COALESCE[mode]:
+        stats = backend.stats
+        benchmark.extra_info["mean_batch_size"] = round(stats.mean_batch_size, 1)
+        benchmark.extra_info["batch_latency_p99_ms"] = round(stats.latency_p99 * 1000, 2)
 
 
 # -- sync: one thread ---------------------------------------------------------------------------

@@ -51,6 +51,11 @@ ASYNC_BACKENDS = [
     pytest.param("redis_async_limiters", id="redis", marks=pytest.mark.redis),
     pytest.param("redis_cluster_async_limiters", id="redis-cluster", marks=pytest.mark.redis),
     pytest.param("postgres_async_limiters", id="postgres", marks=pytest.mark.postgres),
+    pytest.param(
+        "postgres_async_limiters_uncoalesced",
+        id="postgres-uncoalesced",
+        marks=pytest.mark.postgres,
+    ),
     # AsyncRedisBackend coalesces by default; these send one script per round trip.
     pytest.param(
         "redis_async_limiters_uncoalesced", id="redis-uncoalesced", marks=pytest.mark.redis

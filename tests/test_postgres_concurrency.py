@@ -28,12 +28,15 @@ KINDS = [
 ]
 
 
+@pytest.mark.parametrize("coalesce", [True, False], ids=["coalesced", "uncoalesced"])
 @pytest.mark.parametrize("name", KINDS)
 async def test_200_tasks_on_a_pool_of_20_admit_exactly_the_limit(
-    postgres_dsn: str, pg_table: str, name: str
+    postgres_dsn: str, pg_table: str, name: str, coalesce: bool
 ) -> None:
     limit = 50
-    backend = AsyncPostgresBackend(postgres_dsn, table=pg_table, pool_size=20)
+    backend = AsyncPostgresBackend(
+        postgres_dsn, table=pg_table, pool_size=20, coalesce=coalesce, max_batch=16
+    )
     # A frozen clock: with the server's clock a refilling algorithm may legitimately report
     # the same remaining twice as time passes between hits, and only atomicity is tested here.
     limiter = AsyncLimiter(hammer_algorithm(name, limit), backend, clock=ManualClock())
@@ -46,14 +49,20 @@ async def test_200_tasks_on_a_pool_of_20_admit_exactly_the_limit(
             # A denial reports the state that denied it (the full limit), never an older one.
             assert {d.remaining for d in results if d.denied} == {0}
             assert (await limiter.peek(key)).remaining == 0
+        if coalesce:  # the hits did go out in batches, several of them at once
+            assert backend.stats.max_batch_size > 1
+            assert backend.stats.batches < 3 * 200 + 3
     finally:
         await backend.aclose()
 
 
+@pytest.mark.parametrize("coalesce", [True, False], ids=["coalesced", "uncoalesced"])
 async def test_weighted_concurrent_hits_fill_the_limit_without_passing_it(
-    postgres_dsn: str, pg_table: str
+    postgres_dsn: str, pg_table: str, coalesce: bool
 ) -> None:
-    backend = AsyncPostgresBackend(postgres_dsn, table=pg_table, pool_size=20)
+    backend = AsyncPostgresBackend(
+        postgres_dsn, table=pg_table, pool_size=20, coalesce=coalesce, max_batch=16
+    )
     try:
         for name in KINDS:
             limiter = AsyncLimiter(hammer_algorithm(name, 300), backend)

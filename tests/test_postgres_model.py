@@ -153,10 +153,14 @@ def sync_backend(postgres_dsn: str) -> Iterator[PostgresBackend]:
     drop_layout(postgres_dsn, backend.layout)
 
 
-@pytest.fixture(scope="module")
-def async_backend(postgres_dsn: str) -> Iterator[tuple[asyncio.Runner, AsyncPostgresBackend]]:
+@pytest.fixture(scope="module", params=[True, False], ids=["coalesced", "uncoalesced"])
+def async_backend(
+    request: pytest.FixtureRequest, postgres_dsn: str
+) -> Iterator[tuple[asyncio.Runner, AsyncPostgresBackend]]:
     runner = asyncio.Runner()
-    backend = AsyncPostgresBackend(postgres_dsn, table=random_table(), prefix="model:")
+    backend = AsyncPostgresBackend(
+        postgres_dsn, table=random_table(), prefix="model:", coalesce=request.param
+    )
     yield runner, backend
     runner.run(backend.aclose())
     runner.close()

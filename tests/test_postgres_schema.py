@@ -19,7 +19,7 @@ from tests.support.postgres_fixtures import drop_layout, random_table, sql
 from tests.support.postgres_workers import create_schema
 
 #: The functions of a table: one per algorithm and its refund, a policy's step, reset and refund,
-#: the leases of a concurrency limit, and the purge.
+#: the leases of a concurrency limit, the purge and the batch of many decisions.
 KINDS = (
     "fixed_window",
     "sliding_log",
@@ -37,6 +37,7 @@ FUNCTIONS = (
     "concurrency",
     "concurrency_release",
     "purge_expired",
+    "batch",
 )
 
 BAD_NAMES = ["", "A", "Users", "a-b", 'a"b', "a;drop table x", "1abc", "x" * 41, "é", " a", None, 7]

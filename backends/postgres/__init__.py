@@ -12,6 +12,12 @@ it ahead of time and ``limits-core db sql`` prints the DDL for teams who manage 
 A policy (several limits on one key) is decided by one more function, all or nothing, with one
 row per limit.
 
+**Batches.** ``PostgresBackend.decide_many()`` and ``AsyncPostgresBackend.adecide_many()``
+decide many requests in one statement (the table's batch function: one round trip, one
+transaction, row locks taken in key order so concurrent batches never deadlock), and the
+async backend coalesces concurrent decisions into such batches by itself (``coalesce=True``,
+the default; ``stats`` reports the batches).
+
 **Time.** By default the functions read the server's ``clock_timestamp()``, so application
 servers with skewed clocks agree. A limiter given a ``clock=`` sends its time instead.
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from backends.postgres.batch import BatchCall, decode_many, plan_batch
+from backends.postgres.coalescer import Coalescer, CoalescingStats
 from backends.postgres.common import (
+    BATCH_KINDS,
     DEFAULT_SCHEMA,
     DEFAULT_TABLE,
     Call,
@@ -16,6 +19,7 @@ from backends.postgres.common import (
     LeaseCall,
     PolicyCall,
     check_batch_size,
+    check_max_batch,
     check_options,
     check_seconds,
     decode,
@@ -94,11 +98,22 @@ class AsyncPostgresBackend:
         server_settings: session settings for the pool's connections, e.g.
             ``{"synchronous_commit": "off"}`` (a crash may then forget the last fraction of a
             second of hits, in exchange for commits that do not wait for the disk).
+        coalesce: coalesce concurrent decisions into batch statements (default): the
+            decisions made while the event loop is busy go out together on the loop's next
+            iteration, one round trip and one commit per batch, so throughput no longer
+            stops at one round trip per decision and per connection. An idle system sends
+            each decision at once, alone. ``False`` sends every decision as its own statement.
+            :attr:`stats` reports the batches.
+        max_batch: most decisions in one coalesced statement. Small enough that under
+            load several batches are in flight at once, the server deciding one while this
+            process prepares the next.
 
     Errors: connection failures, shutdowns, timeouts and a full pool raise
     :class:`~limits_core.BackendUnavailable` (password masked); a decision whose connection
     died in flight is never retried, since it may have been counted. Other database errors
-    raise :class:`~limits_core.BackendError`.
+    raise :class:`~limits_core.BackendError`. A coalesced batch is one transaction: when it
+    fails, each of its decisions raises the error, and none of them was counted unless the
+    connection was lost after the commit.
     """
 
     def __init__(
@@ -118,6 +133,8 @@ class AsyncPostgresBackend:
         purge_interval: float | None = None,
         purge_batch_size: int = 10_000,
         server_settings: dict[str, str] | None = None,
+        coalesce: bool = True,
+        max_batch: int = 25,
     ) -> None:
         if (dsn is None) == (pool is None):
             raise ConfigurationError("give AsyncPostgresBackend either a dsn or a pool")
@@ -171,6 +188,14 @@ class AsyncPostgresBackend:
         self._start_lock = asyncio.Lock()
         self._calls: dict[str, Call | PolicyCall] = {}  # by algorithm.namespace
         self._lease_calls: dict[str, LeaseCall] = {}  # by algorithm.namespace
+        self._batch_calls: dict[str, BatchCall] = {}  # by algorithm.namespace
+        if not isinstance(coalesce, bool):
+            raise ConfigurationError(f"coalesce must be a bool, got {coalesce!r}")
+        self._coalescer = (
+            Coalescer(self._plan_batch, self._run_started, check_max_batch(max_batch))
+            if coalesce
+            else None
+        )
 
     def __repr__(self) -> str:
         return (
@@ -188,9 +213,24 @@ class AsyncPostgresBackend:
         """The asyncpg pool, or None before first use."""
         return self._pool
 
+    @property
+    def coalescing(self) -> bool:
+        """Whether concurrent decisions are coalesced into batches (``coalesce=``)."""
+        return self._coalescer is not None
+
+    @property
+    def stats(self) -> CoalescingStats:
+        """Batches coalesced so far: how many, their sizes and latencies (all zero when
+        coalescing is off)."""
+        return self._coalescer.stats() if self._coalescer is not None else CoalescingStats()
+
     async def adecide(
         self, algorithm: Algorithm, key: str, cost: int, now_us: int | None, consume: bool
     ) -> Decision:
+        if self._coalescer is not None and algorithm.kind in BATCH_KINDS:
+            if not self._ready:
+                await self._start()
+            return await self._coalescer.decide(algorithm, key, cost, now_us, consume)
         call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
         if cost > call.max_cost:
             cost = call.max_cost
@@ -243,6 +283,28 @@ class AsyncPostgresBackend:
             await self._execute(call.release_sql, *call.release_args(key, lease_id, now_us))
         )
 
+    async def adecide_many(
+        self,
+        algorithm: Algorithm,
+        requests: Sequence[tuple[str, int]],
+        now_us: int | None,
+        consume: bool,
+    ) -> list[Decision]:
+        """Decide ``requests`` (``(key, cost)`` pairs) in one statement: one round trip, one
+        transaction; the decisions come back in request order, and requests on one key are
+        applied in their order, each seeing the ones before it. Costs above the limit are
+        capped as :meth:`adecide` caps them. A policy or a concurrency limit is decided one
+        request at a time."""
+        if algorithm.kind not in BATCH_KINDS:
+            return [
+                await self.adecide(algorithm, key, cost, now_us, consume) for key, cost in requests
+            ]
+        call = self._batch_calls.get(algorithm.namespace) or self._plan_batch(algorithm)
+        if not requests:
+            return []
+        reply = await self._execute(call.sql, *call.arguments(requests, now_us, consume))
+        return decode_many(reply, call.limit)
+
     async def areset(self, algorithm: Algorithm, key: str) -> None:
         call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
         await self._execute(call.reset, call.argument(key))
@@ -277,6 +339,8 @@ class AsyncPostgresBackend:
         """Stop the background purge and close the pool this backend created; idempotent."""
         self._closed = True
         self._ready = False
+        if self._coalescer is not None:
+            await self._coalescer.drain(self._pool_timeout)
         task, self._purge_task = self._purge_task, None
         if task is not None:
             task.cancel()
@@ -304,6 +368,16 @@ class AsyncPostgresBackend:
             call = lease_plan(algorithm, self._statements, self._prefix)
             self._lease_calls[algorithm.namespace] = call
         return call
+
+    def _plan_batch(self, algorithm: Algorithm) -> BatchCall:
+        call = plan_batch(algorithm, self._statements, self._prefix)
+        self._batch_calls[algorithm.namespace] = call
+        return call
+
+    async def _run_started(self, work: Callable[[Any], Awaitable[Any]]) -> Any:
+        """:meth:`_run` on the pool, starting the backend first if needed."""
+        pool = self._pool if self._ready else await self._start()
+        return await self._run(pool, work)
 
     def _translate(self, exc: BaseException) -> LimitsCoreError:
         if getattr(exc, "sqlstate", None) in MISSING_SCHEMA_STATES:

@@ -36,6 +36,7 @@ from limits_core.errors import ConfigurationError
 from limits_core.policy import Policy, combine
 
 __all__ = [
+    "BATCH_KINDS",
     "DEFAULT_SCHEMA",
     "DEFAULT_TABLE",
     "Call",
@@ -74,10 +75,14 @@ _FUNCTIONS = (
     "policy",
     "policy_reset",
     "policy_refund",
+    "batch",
 )
 _DDL_FILES = ("schema.sql", *(f"{name}.sql" for name in _FUNCTIONS))
 #: The refund functions, each defined in its algorithm's file, after the deciding one.
 _REFUNDS = tuple(f"{kind}_refund" for kind in _KINDS)
+#: The kinds the batch function decides (see ``batch.py``); anything else, a policy included,
+#: is decided one request at a time.
+BATCH_KINDS = frozenset(_KINDS)
 #: The kinds decided by a plain statement (``<kind>_statement.sql``) rather than a function
 #: call: a PL/pgSQL call costs the server more than the statement inside it.
 _STATEMENTS = frozenset({"fixed_window", "token_bucket"})
@@ -485,3 +490,10 @@ def check_batch_size(batch_size: object) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
     return min(batch_size, 2**31 - 1)
+
+
+def check_max_batch(value: object) -> int:
+    """Validate the most decisions one batch statement may hold."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000:
+        raise ConfigurationError(f"max_batch must be an int from 1 to 10000, got {value!r}")
+    return value

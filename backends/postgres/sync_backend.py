@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from backends.postgres.batch import BatchCall, decode_many, plan_batch
 from backends.postgres.common import (
+    BATCH_KINDS,
     DEFAULT_SCHEMA,
     DEFAULT_TABLE,
     Call,
@@ -146,6 +148,7 @@ class PostgresBackend:
         self._checking = threading.Lock()
         self._calls: dict[str, Call | PolicyCall] = {}  # by algorithm.namespace
         self._lease_calls: dict[str, LeaseCall] = {}  # by algorithm.namespace
+        self._batch_calls: dict[str, BatchCall] = {}  # by algorithm.namespace
 
     def __repr__(self) -> str:
         return (
@@ -208,6 +211,26 @@ class PostgresBackend:
         call = self._lease_call(algorithm)
         return bool(self._execute(call.release_sql, call.release_args(key, lease_id, now_us))[0])
 
+    def decide_many(
+        self,
+        algorithm: Algorithm,
+        requests: Sequence[tuple[str, int]],
+        now_us: int | None,
+        consume: bool,
+    ) -> list[Decision]:
+        """Decide ``requests`` (``(key, cost)`` pairs) in one statement: one round trip, one
+        transaction; the decisions come back in request order, and requests on one key are
+        applied in their order, each seeing the ones before it. Costs above the limit are
+        capped as :meth:`decide` caps them. A policy or a concurrency limit is decided one
+        request at a time."""
+        if algorithm.kind not in BATCH_KINDS:
+            return [self.decide(algorithm, key, cost, now_us, consume) for key, cost in requests]
+        call = self._batch_calls.get(algorithm.namespace) or self._plan_batch(algorithm)
+        if not requests:
+            return []
+        row = self._execute(call.sql, call.arguments(requests, now_us, consume))
+        return decode_many(row[0], call.limit)
+
     def reset(self, algorithm: Algorithm, key: str) -> None:
         call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
         self._execute(call.reset, (call.argument(key),))
@@ -254,6 +277,11 @@ class PostgresBackend:
         if call is None:
             call = lease_plan(algorithm, self._statements, self._prefix)
             self._lease_calls[algorithm.namespace] = call
+        return call
+
+    def _plan_batch(self, algorithm: Algorithm) -> BatchCall:
+        call = plan_batch(algorithm, self._statements, self._prefix)
+        self._batch_calls[algorithm.namespace] = call
         return call
 
     def _translate(self, exc: BaseException) -> LimitsCoreError:

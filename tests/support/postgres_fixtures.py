@@ -84,22 +84,37 @@ def postgres_limiters(postgres_dsn: str, pg_table: str) -> Iterator[Any]:
         backend.close()
 
 
-@pytest.fixture
-async def postgres_async_limiters(postgres_dsn: str, pg_table: str) -> AsyncIterator[Any]:
-    """``make(algorithm, clock=None, **options) -> AsyncLimiter`` on
-    :class:`AsyncPostgresBackend`, one prefix per limiter."""
+async def _async_limiters(dsn: str, table: str, coalesce: bool) -> AsyncIterator[Any]:
     backends: list[AsyncPostgresBackend] = []
 
     def make(algorithm: Algorithm, clock: Clock | None = None, **options: Any) -> AsyncLimiter:
-        options.setdefault("table", pg_table)
+        options.setdefault("table", table)
         options.setdefault("prefix", f"a{len(backends)}:")
-        backend = AsyncPostgresBackend(postgres_dsn, **options)
+        options.setdefault("coalesce", coalesce)
+        backend = AsyncPostgresBackend(dsn, **options)
         backends.append(backend)
         return AsyncLimiter(algorithm, backend, clock=clock)
 
     yield make
     for backend in backends:
         await backend.aclose()
+
+
+@pytest.fixture
+async def postgres_async_limiters(postgres_dsn: str, pg_table: str) -> AsyncIterator[Any]:
+    """``make(algorithm, clock=None, **options) -> AsyncLimiter`` on
+    :class:`AsyncPostgresBackend` (coalescing, its default), one prefix per limiter."""
+    async for make in _async_limiters(postgres_dsn, pg_table, coalesce=True):
+        yield make
+
+
+@pytest.fixture
+async def postgres_async_limiters_uncoalesced(
+    postgres_dsn: str, pg_table: str
+) -> AsyncIterator[Any]:
+    """As ``postgres_async_limiters``, with ``coalesce=False``: a statement per decision."""
+    async for make in _async_limiters(postgres_dsn, pg_table, coalesce=False):
+        yield make
 
 
 def eventually(call: Callable[[], T], within: float = 60.0) -> T:
