@@ -23,44 +23,16 @@ import asyncio
 import copy
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
 from backends.postgres.batch import BatchCall, decode_many
 from limits_core.algorithm import Algorithm
+from limits_core.coalescing import BatchRecorder, CoalescingStats
 from limits_core.decision import Decision
 from limits_core.errors import BackendError, LimitsCoreError
 
 __all__ = ["Coalescer", "CoalescingStats"]
-
-
-#: Latencies kept for the percentiles: the most recent batches only, in bounded memory.
-_SAMPLES = 1024
-
-
-@dataclass(frozen=True, slots=True)
-class CoalescingStats:
-    """What coalescing did so far: batch sizes, and latencies (seconds) over the last 1,024
-    batches (the fields of the Redis backend's stats). ``queue_wait`` runs from a batch's
-    first request to its statement being sent (mostly waiting for a free connection),
-    ``latency`` to its reply: the wait of the batch's oldest request."""
-
-    batches: int = 0
-    decisions: int = 0
-    max_batch_size: int = 0
-    mean_batch_size: float = 0.0
-    queue_wait_p50: float = 0.0
-    queue_wait_p99: float = 0.0
-    latency_p50: float = 0.0
-    latency_p99: float = 0.0
-
-
-def _percentile(samples: deque[float], fraction: float) -> float:
-    if not samples:
-        return 0.0
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 class _Flight:
@@ -118,16 +90,12 @@ class Coalescer:
     """
 
     __slots__ = (
-        "_batches",
-        "_decisions",
-        "_largest",
-        "_latencies",
         "_max_batch",
         "_plan",
         "_queues",
+        "_recorder",
         "_run",
         "_senders",
-        "_waits",
     )
 
     def __init__(
@@ -141,11 +109,7 @@ class Coalescer:
         self._max_batch = max_batch
         self._queues: dict[str, _Queue] = {}  # by algorithm.namespace
         self._senders: set[asyncio.Task[None]] = set()
-        self._batches = 0
-        self._decisions = 0
-        self._largest = 0
-        self._waits: deque[float] = deque(maxlen=_SAMPLES)
-        self._latencies: deque[float] = deque(maxlen=_SAMPLES)
+        self._recorder = BatchRecorder()
 
     async def decide(
         self, algorithm: Algorithm, key: str, cost: int, now_us: int | None, consume: bool
@@ -178,17 +142,7 @@ class Coalescer:
 
     def stats(self) -> CoalescingStats:
         """A snapshot of the counters and latency percentiles."""
-        batches = self._batches
-        return CoalescingStats(
-            batches=batches,
-            decisions=self._decisions,
-            max_batch_size=self._largest,
-            mean_batch_size=self._decisions / batches if batches else 0.0,
-            queue_wait_p50=_percentile(self._waits, 0.5),
-            queue_wait_p99=_percentile(self._waits, 0.99),
-            latency_p50=_percentile(self._latencies, 0.5),
-            latency_p99=_percentile(self._latencies, 0.99),
-        )
+        return self._recorder.snapshot()
 
     async def drain(self, within: float) -> None:
         """Wait (at most ``within`` seconds) for the batches under way to finish."""
@@ -272,7 +226,7 @@ class Coalescer:
         if not batch:
             return
         done = perf_counter()
-        self._record(len(batch), sent - since, done - since)
+        self._recorder.record(len(batch), sent - since, done - since)
         for request, decision in zip(batch, decode_many(reply, call.limit), strict=True):
             future = request.future
             if not future.done():
@@ -289,11 +243,3 @@ class Coalescer:
         else:
             for request in batch:
                 request.future.cancel()
-
-    def _record(self, size: int, wait: float, latency: float) -> None:
-        self._batches += 1
-        self._decisions += size
-        if size > self._largest:
-            self._largest = size
-        self._waits.append(wait)
-        self._latencies.append(latency)
