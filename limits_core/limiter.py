@@ -236,8 +236,7 @@ class Limiter(_LimiterBase):
         Returns the decision :meth:`peek` would give right after, from the same atomic step.
         """
         key, amount = self._refund_checked(key, amount)
-        now_us = None if self._clock is None else self._clock.now_us()
-        return self._refund(self._algorithm, key, amount, now_us)
+        return self._refund(self._algorithm, key, amount, self._now_us())
 
     def reset(self, key: str) -> None:
         """Forget everything stored for ``key``: its full limit is available again."""
@@ -372,8 +371,7 @@ class AsyncLimiter(_LimiterBase):
         Returns the decision :meth:`peek` would give right after, from the same atomic step.
         """
         key, amount = self._refund_checked(key, amount)
-        now_us = None if self._clock is None else self._clock.now_us()
-        return await self._refund(self._algorithm, key, amount, now_us)
+        return await self._refund(self._algorithm, key, amount, self._now_us())
 
     async def reset(self, key: str) -> None:
         """Forget everything stored for ``key``: its full limit is available again."""
