@@ -52,8 +52,9 @@ def test_every_kind_agrees_with_the_model(
     postgres_limiters: MakeLimiter, program: list[Op]
 ) -> None:
     clock = new_clock()
-    limiter = postgres_limiters(OTHERS, clock)
-    assert run_sync(limiter, clock, program) == run_model(OTHERS, program)
+    # Closed at once: every example would otherwise keep its pool open until the test ends.
+    with postgres_limiters(OTHERS, clock) as limiter:
+        assert run_sync(limiter, clock, program) == run_model(OTHERS, program)
 
 
 @fixture_ok
@@ -62,8 +63,8 @@ async def test_every_kind_agrees_with_the_model_async(
     postgres_async_limiters: MakeAsyncLimiter, program: list[Op]
 ) -> None:
     clock = new_clock()
-    limiter = postgres_async_limiters(OTHERS, clock)
-    assert await run_async(limiter, clock, program) == run_model(OTHERS, program)
+    async with postgres_async_limiters(OTHERS, clock) as limiter:
+        assert await run_async(limiter, clock, program) == run_model(OTHERS, program)
 
 
 def test_a_denied_policy_writes_nothing(postgres_dsn: str, pg_table: str) -> None:
