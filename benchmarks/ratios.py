@@ -40,6 +40,9 @@ class Group:
 
     name: str
     rates: dict[str, list[float]] = field(default_factory=dict)
+    #: 99th percentile of one decision's latency (ms), for benchmarks that record it
+    #: (``extra_info["p99_ms"]``), by contender.
+    p99_ms: dict[str, list[float]] = field(default_factory=dict)
 
     def rate(self, contender: str) -> float:
         return statistics.median(self.rates[contender])
@@ -68,6 +71,9 @@ def load_groups(documents: Sequence[dict[str, Any]]) -> list[Group]:
             per_call = int(match.group(1)) if match else 1
             group = groups.setdefault(name, Group(name))
             group.rates.setdefault(bench["name"], []).append(per_call / median)
+            p99 = (bench.get("extra_info") or {}).get("p99_ms")
+            if p99 is not None:
+                group.p99_ms.setdefault(bench["name"], []).append(p99)
     return list(groups.values())
 
 
@@ -97,6 +103,12 @@ def markdown(groups: Sequence[Group]) -> str:
             cells = [name.removeprefix(OURS).strip() or name, _rate(mine)]
             cells += [f"{mine / group.rate(n):.2f}" for n in others]
             out.append("| " + " | ".join(cells) + " |")
+        if group.p99_ms:
+            latencies = ", ".join(
+                f"{name} {statistics.median(values):.1f} ms"
+                for name, values in group.p99_ms.items()
+            )
+            out.append(f"\n99th percentile of one decision's latency: {latencies}.")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 

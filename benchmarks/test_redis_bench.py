@@ -239,19 +239,30 @@ def test_async(benchmark: Any, prefix: str, repeat: int, workload: str, name: st
     hit, close = async_contender(name, prefix)
     keys = key_cycle(prefix, workload, name)
 
+    latencies: list[float] = []
+
+    async def timed(key: str) -> None:
+        started = time.perf_counter()
+        await hit(key)
+        latencies.append(time.perf_counter() - started)
+
     async def many() -> None:
-        await asyncio.gather(*(hit(next(keys)) for _ in range(TASKS)))
+        await asyncio.gather(*(timed(next(keys)) for _ in range(TASKS)))
 
     def round_() -> None:
         loop.run_until_complete(many())
 
     round_()
+    latencies.clear()
     benchmark.group = f"async x{TASKS} {workload}"
     benchmark.name = name
     benchmark(round_)
     loop.run_until_complete(close())
     loop.close()
     record(benchmark, workload, name, TASKS)
+    if len(latencies) >= 100:
+        latencies.sort()
+        benchmark.extra_info["p99_ms"] = round(latencies[int(0.99 * len(latencies))] * 1000, 2)
 
 
 @pytest.mark.parametrize("workload", WORKLOADS)
