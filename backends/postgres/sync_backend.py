@@ -30,6 +30,7 @@ from backends.postgres.errors import (
     missing_driver,
     translate_psycopg,
 )
+from backends.postgres.idle import IdleConnections
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision
 from limits_core.errors import (
@@ -154,6 +155,11 @@ class PostgresBackend:
         # Replaced (never changed in place) under the lock, so readers need none.
         self._cursors: dict[Any, Any] = {}
         self._cursors_lock = threading.Lock()
+        # Connections kept out of a pool this backend created (a caller's pool is shared:
+        # its connections go back at once); set with the pool, by _start.
+        self._idle: IdleConnections | None = None
+        self._take: Any = None  # (timeout) -> a connection
+        self._give: Any = None  # (connection) -> None, after a call that raised nothing
 
     def __repr__(self) -> str:
         return (
@@ -168,7 +174,10 @@ class PostgresBackend:
 
     @property
     def pool(self) -> Any:
-        """The psycopg_pool pool, or None before first use."""
+        """The psycopg_pool pool, or None before first use (with every connection this
+        backend keeps idle returned to it)."""
+        if self._idle is not None:
+            self._idle.drain()
         return self._pool
 
     def decide(
@@ -179,7 +188,7 @@ class PostgresBackend:
             cost = call.max_cost
         pool = self._pool if self._ready else self._start()
         try:
-            connection = pool.getconn(self._pool_timeout)
+            connection = self._take(self._pool_timeout)
             try:
                 cursor = self._cursors.get(connection) or self._new_cursor(connection)
                 # binary: psycopg parses the reply's int array faster than its text form.
@@ -191,8 +200,10 @@ class PostgresBackend:
                 ).fetchone()[0]
                 if not connection.autocommit:
                     connection.commit()
-            finally:
-                pool.putconn(connection)
+            except BaseException:
+                pool.putconn(connection)  # the pool rolls back, or replaces a broken one
+                raise
+            self._give(connection)
         except Exception as exc:
             raise self._translate(exc) from None
         return call.decode(reply)
@@ -265,6 +276,8 @@ class PostgresBackend:
         self._closed = True
         self._ready = False
         self._cursors = {}
+        if self._idle is not None:
+            self._idle.close()
         pool = self._pool
         if pool is not None and self._owns_pool:
             self._pool = None
@@ -318,6 +331,8 @@ class PostgresBackend:
         connection instead of failing one later call per dead connection."""
         if not self._checking.acquire(blocking=False):
             return  # another thread is checking
+        if self._idle is not None:
+            self._idle.drain()  # to check them too
         try:
             pool.check()
         except Exception as exc:  # the server may still be down: the next call will tell
@@ -328,9 +343,17 @@ class PostgresBackend:
     def _execute(self, sql: str, params: tuple[Any, ...]) -> Any:
         pool = self._pool if self._ready else self._start()
         try:
-            with pool.connection(self._pool_timeout) as connection:
+            connection = self._take(self._pool_timeout)
+            try:
                 cursor = self._cursor(connection).execute(sql, params)
-                return cursor.fetchone() if cursor.description else None
+                row = cursor.fetchone() if cursor.description else None
+                if not connection.autocommit:
+                    connection.commit()
+            except BaseException:
+                pool.putconn(connection)
+                raise
+            self._give(connection)
+            return row
         except Exception as exc:
             raise self._translate(exc) from None
 
@@ -343,7 +366,7 @@ class PostgresBackend:
             raise BackendError("this PostgresBackend is closed")
         try:
             if self._pool is not None:
-                with self._pool.connection(self._pool_timeout) as connection:
+                with self.pool.connection(self._pool_timeout) as connection:
                     yield connection
             else:
                 with self._psycopg.connect(self._dsn, **self._connect_options) as connection:
@@ -381,5 +404,11 @@ class PostgresBackend:
                         name=f"limits-core {self._layout.qualified_table}",
                     )
                     self._pool.open(wait=False)
+                if self._take is None:
+                    if self._owns_pool:
+                        self._idle = IdleConnections(self._pool)
+                        self._take, self._give = self._idle.take, self._idle.give
+                    else:
+                        self._take, self._give = self._pool.getconn, self._pool.putconn
                 self._ready = True
             return self._pool
