@@ -64,7 +64,9 @@ class PostgresBackend:
     The synchronous twin of :class:`~backends.postgres.AsyncPostgresBackend`: the same SQL
     functions, the same table, the same decisions. Each decision is one call of the
     algorithm's PL/pgSQL function (one round trip, prepared on each connection at first use);
-    the row lock serializes each key. Thread-safe: threads share the pool.
+    the row lock serializes each key. Thread-safe: threads share the pool. Between calls the
+    backend keeps the idle connections of a pool it created at hand, outside the pool; they
+    go back to it whenever a thread waits for one, and when :attr:`pool` is read.
 
     Args:
         dsn: ``postgresql://user:password@host:port/db`` or a libpq ``key=value`` string; or
