@@ -340,3 +340,77 @@ def test_sync_backend_recovers_from_terminated_connections(
     assert counts["admitted"] <= consumed <= min(limit, counts["admitted"] + counts["failures"])
     assert eventually(lambda: limiter.hit("fresh")).allowed
     backend.close()
+
+
+# -- the connections the sync backend keeps between decisions -----------------------------------
+
+
+def _connections(dsn: str, application_name: str) -> list[int]:
+    rows = sql(
+        dsn,
+        "SELECT pid FROM pg_stat_activity WHERE application_name = %s ORDER BY pid",
+        application_name,
+    )
+    return [int(pid) for (pid,) in rows]
+
+
+@pytest.mark.postgres
+def test_sync_threads_waiting_for_the_pool_get_the_kept_connections(
+    postgres_dsn: str, pg_table: str
+) -> None:
+    """More threads than connections: a thread done with a connection hands it to a thread
+    waiting for the pool rather than keeping it idle, so no wait reaches pool_timeout."""
+    backend = PostgresBackend(postgres_dsn, table=pg_table, pool_size=2, pool_timeout=1)
+    limiter = Limiter(FixedWindow("100000/h"), backend)
+    threads, hits = 8, 60
+    with ThreadPoolExecutor(threads) as executor:
+        results = list(
+            executor.map(
+                lambda i: [limiter.hit(f"k{i % 2}").allowed for _ in range(hits)], range(threads)
+            )
+        )
+    assert all(all(allowed) for allowed in results)
+    assert limiter.peek("k0").remaining == 100000 - threads * hits // 2 - 1
+    backend.close()
+
+
+@pytest.mark.postgres
+def test_sync_close_closes_the_kept_connections(postgres_dsn: str, pg_table: str) -> None:
+    name = _app_name()
+    backend = PostgresBackend(
+        postgres_dsn, table=pg_table, pool_size=4, server_settings={"application_name": name}
+    )
+    limiter = Limiter(FixedWindow("100000/h"), backend)
+    with ThreadPoolExecutor(4) as executor:
+        list(executor.map(lambda i: [limiter.hit(f"k{i}") for _ in range(30)], range(4)))
+    assert _connections(postgres_dsn, name)
+    backend.close()
+    deadline = time.monotonic() + 10  # the server notices the disconnections a bit later
+    while _connections(postgres_dsn, name) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _connections(postgres_dsn, name) == []
+
+
+@pytest.mark.postgres
+def test_sync_a_terminated_kept_connection_is_not_reused(postgres_dsn: str, pg_table: str) -> None:
+    name = _app_name()
+    backend = PostgresBackend(
+        postgres_dsn,
+        table=pg_table,
+        pool_size=2,
+        pool_timeout=2,
+        server_settings={"application_name": name},
+    )
+    limiter = Limiter(FixedWindow("100/h"), backend)
+    assert limiter.hit("k").allowed
+    killed = set(_connections(postgres_dsn, name))
+    assert terminate(postgres_dsn, name) == len(killed) > 0
+    failures = 0
+    for _ in range(4):
+        try:
+            assert limiter.hit("k").allowed
+        except BackendUnavailable:
+            failures += 1
+    assert failures <= 1  # the kept connection's death is found once, then it is replaced
+    assert not killed & set(_connections(postgres_dsn, name))
+    backend.close()

@@ -30,6 +30,7 @@ from backends.postgres.errors import (
     missing_driver,
     translate_psycopg,
 )
+from backends.postgres.idle import IdleConnections
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision
 from limits_core.errors import (
@@ -63,7 +64,9 @@ class PostgresBackend:
     The synchronous twin of :class:`~backends.postgres.AsyncPostgresBackend`: the same SQL
     functions, the same table, the same decisions. Each decision is one call of the
     algorithm's PL/pgSQL function (one round trip, prepared on each connection at first use);
-    the row lock serializes each key. Thread-safe: threads share the pool.
+    the row lock serializes each key. Thread-safe: threads share the pool. Between calls the
+    backend keeps the idle connections of a pool it created at hand, outside the pool; they
+    go back to it whenever a thread waits for one, and when :attr:`pool` is read.
 
     Args:
         dsn: ``postgresql://user:password@host:port/db`` or a libpq ``key=value`` string; or
@@ -149,6 +152,16 @@ class PostgresBackend:
         self._calls: dict[str, Call | PolicyCall] = {}  # by algorithm.namespace
         self._lease_calls: dict[str, LeaseCall] = {}  # by algorithm.namespace
         self._batch_calls: dict[str, BatchCall] = {}  # by algorithm.namespace
+        # A cursor per pool connection, reused by every decision on it: a new cursor would
+        # rebuild psycopg's adapter caches each time, a good part of a decision's client time.
+        # Replaced (never changed in place) under the lock, so readers need none.
+        self._cursors: dict[Any, Any] = {}
+        self._cursors_lock = threading.Lock()
+        # Connections kept out of a pool this backend created (a caller's pool is shared:
+        # its connections go back at once); set with the pool, by _start.
+        self._idle: IdleConnections | None = None
+        self._take: Any = None  # (timeout) -> a connection
+        self._give: Any = None  # (connection) -> None, after a call that raised nothing
 
     def __repr__(self) -> str:
         return (
@@ -163,7 +176,10 @@ class PostgresBackend:
 
     @property
     def pool(self) -> Any:
-        """The psycopg_pool pool, or None before first use."""
+        """The psycopg_pool pool, or None before first use (with every connection this
+        backend keeps idle returned to it)."""
+        if self._idle is not None:
+            self._idle.drain()
         return self._pool
 
     def decide(
@@ -174,21 +190,22 @@ class PostgresBackend:
             cost = call.max_cost
         pool = self._pool if self._ready else self._start()
         try:
-            connection = pool.getconn(self._pool_timeout)
+            connection = self._take(self._pool_timeout)
             try:
-                reply = (
-                    self._cursor(connection)
-                    .execute(
-                        call.sql,
-                        (call.argument(key), cost, now_us, consume, *call.args),
-                        prepare=self._prepare,
-                    )
-                    .fetchone()[0]
-                )
+                cursor = self._cursors.get(connection) or self._new_cursor(connection)
+                # binary: psycopg parses the reply's int array faster than its text form.
+                reply = cursor.execute(
+                    call.sql,
+                    (call.argument(key), cost, now_us, consume, *call.args),
+                    prepare=self._prepare,
+                    binary=True,
+                ).fetchone()[0]
                 if not connection.autocommit:
                     connection.commit()
-            finally:
-                pool.putconn(connection)
+            except BaseException:
+                pool.putconn(connection)  # the pool rolls back, or replaces a broken one
+                raise
+            self._give(connection)
         except Exception as exc:
             raise self._translate(exc) from None
         return call.decode(reply)
@@ -260,6 +277,9 @@ class PostgresBackend:
         """Close the pool this backend created; idempotent."""
         self._closed = True
         self._ready = False
+        self._cursors = {}
+        if self._idle is not None:
+            self._idle.close()
         pool = self._pool
         if pool is not None and self._owns_pool:
             self._pool = None
@@ -284,6 +304,16 @@ class PostgresBackend:
         self._batch_calls[algorithm.namespace] = call
         return call
 
+    def _new_cursor(self, connection: Any) -> Any:
+        """The cursor decisions use on ``connection`` (a connection the pool just opened),
+        dropping those of the connections it has closed since."""
+        cursor = self._cursor(connection)
+        with self._cursors_lock:
+            cursors = {c: cur for c, cur in self._cursors.items() if not c.closed}
+            cursors[connection] = cursor
+            self._cursors = cursors
+        return cursor
+
     def _translate(self, exc: BaseException) -> LimitsCoreError:
         if getattr(exc, "sqlstate", None) in MISSING_SCHEMA_STATES:
             self._ready = False  # dropped under us: check (and create) it again next time
@@ -303,6 +333,8 @@ class PostgresBackend:
         connection instead of failing one later call per dead connection."""
         if not self._checking.acquire(blocking=False):
             return  # another thread is checking
+        if self._idle is not None:
+            self._idle.drain()  # to check them too
         try:
             pool.check()
         except Exception as exc:  # the server may still be down: the next call will tell
@@ -313,9 +345,17 @@ class PostgresBackend:
     def _execute(self, sql: str, params: tuple[Any, ...]) -> Any:
         pool = self._pool if self._ready else self._start()
         try:
-            with pool.connection(self._pool_timeout) as connection:
+            connection = self._take(self._pool_timeout)
+            try:
                 cursor = self._cursor(connection).execute(sql, params)
-                return cursor.fetchone() if cursor.description else None
+                row = cursor.fetchone() if cursor.description else None
+                if not connection.autocommit:
+                    connection.commit()
+            except BaseException:
+                pool.putconn(connection)
+                raise
+            self._give(connection)
+            return row
         except Exception as exc:
             raise self._translate(exc) from None
 
@@ -328,7 +368,7 @@ class PostgresBackend:
             raise BackendError("this PostgresBackend is closed")
         try:
             if self._pool is not None:
-                with self._pool.connection(self._pool_timeout) as connection:
+                with self.pool.connection(self._pool_timeout) as connection:
                     yield connection
             else:
                 with self._psycopg.connect(self._dsn, **self._connect_options) as connection:
@@ -366,5 +406,11 @@ class PostgresBackend:
                         name=f"limits-core {self._layout.qualified_table}",
                     )
                     self._pool.open(wait=False)
+                if self._take is None:
+                    if self._owns_pool:
+                        self._idle = IdleConnections(self._pool)
+                        self._take, self._give = self._idle.take, self._idle.give
+                    else:
+                        self._take, self._give = self._pool.getconn, self._pool.putconn
                 self._ready = True
             return self._pool
