@@ -8,23 +8,18 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from backends.postgres.batch import BatchCall, decode_many, plan_batch
+from backends.postgres.batch import decode_many
 from backends.postgres.coalescer import Coalescer, CoalescingStats
 from backends.postgres.common import (
     BATCH_KINDS,
     DEFAULT_SCHEMA,
     DEFAULT_TABLE,
-    Call,
     Layout,
-    LeaseCall,
-    PolicyCall,
     check_batch_size,
     check_max_batch,
     check_options,
     check_seconds,
     decode,
-    lease_plan,
-    plan,
 )
 from backends.postgres.errors import (
     MISSING_SCHEMA_STATES,
@@ -34,6 +29,7 @@ from backends.postgres.errors import (
     translate_asyncpg,
 )
 from backends.postgres.gate import PoolGate
+from backends.postgres.plans import Plans
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision
 from limits_core.errors import BackendError, ConfigurationError, LimitsCoreError
@@ -186,13 +182,12 @@ class AsyncPostgresBackend:
         self._ready = False
         self._closed = False
         self._start_lock = asyncio.Lock()
-        self._calls: dict[str, Call | PolicyCall] = {}  # by algorithm.namespace
-        self._lease_calls: dict[str, LeaseCall] = {}  # by algorithm.namespace
-        self._batch_calls: dict[str, BatchCall] = {}  # by algorithm.namespace
+        self._plans = Plans(self._statements, prefix)
+        self._calls = self._plans.calls  # read directly on the hot path
         if not isinstance(coalesce, bool):
             raise ConfigurationError(f"coalesce must be a bool, got {coalesce!r}")
         self._coalescer = (
-            Coalescer(self._plan_batch, self._run_started, check_max_batch(max_batch))
+            Coalescer(self._plans.batch, self._run_started, check_max_batch(max_batch))
             if coalesce
             else None
         )
@@ -231,7 +226,7 @@ class AsyncPostgresBackend:
             if not self._ready:
                 await self._start()
             return await self._coalescer.decide(algorithm, key, cost, now_us, consume)
-        call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
+        call = self._calls.get(algorithm.namespace) or self._plans.call(algorithm)
         if cost > call.max_cost:
             cost = call.max_cost
         pool = self._pool if self._ready else await self._start()
@@ -262,14 +257,14 @@ class AsyncPostgresBackend:
     ) -> Decision:
         """Give ``amount`` back to ``key`` in one function call (see
         :meth:`AsyncLimiter.refund <limits_core.AsyncLimiter.refund>`)."""
-        call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
+        call = self._calls.get(algorithm.namespace) or self._plans.call(algorithm)
         reply = await self._execute(call.refund_sql, *call.refund_args(key, amount, now_us))
         return call.decode(reply)
 
     async def aacquire(
         self, algorithm: Algorithm, key: str, lease_id: int, cost: int, now_us: int | None
     ) -> Decision:
-        call = self._lease_call(algorithm)
+        call = self._plans.lease(algorithm)
         reply = await self._execute(
             call.acquire_sql, *call.acquire_args(key, lease_id, cost, now_us)
         )
@@ -278,7 +273,7 @@ class AsyncPostgresBackend:
     async def arelease(
         self, algorithm: Algorithm, key: str, lease_id: int, now_us: int | None
     ) -> bool:
-        call = self._lease_call(algorithm)
+        call = self._plans.lease(algorithm)
         return bool(
             await self._execute(call.release_sql, *call.release_args(key, lease_id, now_us))
         )
@@ -299,14 +294,14 @@ class AsyncPostgresBackend:
             return [
                 await self.adecide(algorithm, key, cost, now_us, consume) for key, cost in requests
             ]
-        call = self._batch_calls.get(algorithm.namespace) or self._plan_batch(algorithm)
+        call = self._plans.batch(algorithm)
         if not requests:
             return []
         reply = await self._execute(call.sql, *call.arguments(requests, now_us, consume))
         return decode_many(reply, call.limit)
 
     async def areset(self, algorithm: Algorithm, key: str) -> None:
-        call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
+        call = self._calls.get(algorithm.namespace) or self._plans.call(algorithm)
         await self._execute(call.reset, call.argument(key))
 
     async def purge_expired(self, *, batch_size: int = 10_000, now_us: int | None = None) -> int:
@@ -356,23 +351,6 @@ class AsyncPostgresBackend:
             self._gate.close()
 
     # -- internals ----------------------------------------------------------------------------
-
-    def _plan(self, algorithm: Algorithm) -> Call | PolicyCall:
-        call = plan(algorithm, self._statements, self._prefix)
-        self._calls[algorithm.namespace] = call
-        return call
-
-    def _lease_call(self, algorithm: Algorithm) -> LeaseCall:
-        call = self._lease_calls.get(algorithm.namespace)
-        if call is None:
-            call = lease_plan(algorithm, self._statements, self._prefix)
-            self._lease_calls[algorithm.namespace] = call
-        return call
-
-    def _plan_batch(self, algorithm: Algorithm) -> BatchCall:
-        call = plan_batch(algorithm, self._statements, self._prefix)
-        self._batch_calls[algorithm.namespace] = call
-        return call
 
     async def _run_started(self, work: Callable[[Any], Awaitable[Any]]) -> Any:
         """:meth:`_run` on the pool, starting the backend first if needed."""

@@ -9,20 +9,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from backends.postgres.batch import BatchCall, decode_many, plan_batch
+from backends.postgres.batch import decode_many
 from backends.postgres.common import (
     BATCH_KINDS,
     DEFAULT_SCHEMA,
     DEFAULT_TABLE,
-    Call,
     Layout,
-    LeaseCall,
-    PolicyCall,
     check_batch_size,
     check_options,
     decode,
-    lease_plan,
-    plan,
 )
 from backends.postgres.errors import (
     MISSING_SCHEMA_STATES,
@@ -31,6 +26,7 @@ from backends.postgres.errors import (
     translate_psycopg,
 )
 from backends.postgres.idle import IdleConnections
+from backends.postgres.plans import Plans
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision
 from limits_core.errors import (
@@ -149,9 +145,8 @@ class PostgresBackend:
         self._closed = False
         self._start_lock = threading.Lock()
         self._checking = threading.Lock()
-        self._calls: dict[str, Call | PolicyCall] = {}  # by algorithm.namespace
-        self._lease_calls: dict[str, LeaseCall] = {}  # by algorithm.namespace
-        self._batch_calls: dict[str, BatchCall] = {}  # by algorithm.namespace
+        self._plans = Plans(self._statements, prefix)
+        self._calls = self._plans.calls  # read directly on the hot path
         # A cursor per pool connection, reused by every decision on it: a new cursor would
         # rebuild psycopg's adapter caches each time, a good part of a decision's client time.
         # Replaced (never changed in place) under the lock, so readers need none.
@@ -185,7 +180,7 @@ class PostgresBackend:
     def decide(
         self, algorithm: Algorithm, key: str, cost: int, now_us: int | None, consume: bool
     ) -> Decision:
-        call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
+        call = self._calls.get(algorithm.namespace) or self._plans.call(algorithm)
         if cost > call.max_cost:
             cost = call.max_cost
         pool = self._pool if self._ready else self._start()
@@ -213,19 +208,19 @@ class PostgresBackend:
     def refund(self, algorithm: Algorithm, key: str, amount: int, now_us: int | None) -> Decision:
         """Give ``amount`` back to ``key`` in one function call (see :meth:`Limiter.refund
         <limits_core.Limiter.refund>`); a key with no row stays without."""
-        call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
+        call = self._calls.get(algorithm.namespace) or self._plans.call(algorithm)
         row = self._execute(call.refund_sql, call.refund_args(key, amount, now_us))
         return call.decode(row[0])
 
     def acquire(
         self, algorithm: Algorithm, key: str, lease_id: int, cost: int, now_us: int | None
     ) -> Decision:
-        call = self._lease_call(algorithm)
+        call = self._plans.lease(algorithm)
         row = self._execute(call.acquire_sql, call.acquire_args(key, lease_id, cost, now_us))
         return decode(row[0], call.limit)
 
     def release(self, algorithm: Algorithm, key: str, lease_id: int, now_us: int | None) -> bool:
-        call = self._lease_call(algorithm)
+        call = self._plans.lease(algorithm)
         return bool(self._execute(call.release_sql, call.release_args(key, lease_id, now_us))[0])
 
     def decide_many(
@@ -242,14 +237,14 @@ class PostgresBackend:
         request at a time."""
         if algorithm.kind not in BATCH_KINDS:
             return [self.decide(algorithm, key, cost, now_us, consume) for key, cost in requests]
-        call = self._batch_calls.get(algorithm.namespace) or self._plan_batch(algorithm)
+        call = self._plans.batch(algorithm)
         if not requests:
             return []
         row = self._execute(call.sql, call.arguments(requests, now_us, consume))
         return decode_many(row[0], call.limit)
 
     def reset(self, algorithm: Algorithm, key: str) -> None:
-        call = self._calls.get(algorithm.namespace) or self._plan(algorithm)
+        call = self._calls.get(algorithm.namespace) or self._plans.call(algorithm)
         self._execute(call.reset, (call.argument(key),))
 
     def purge_expired(self, *, batch_size: int = 10_000, now_us: int | None = None) -> int:
@@ -286,23 +281,6 @@ class PostgresBackend:
             pool.close(timeout=self._pool_timeout)
 
     # -- internals ----------------------------------------------------------------------------
-
-    def _plan(self, algorithm: Algorithm) -> Call | PolicyCall:
-        call = plan(algorithm, self._statements, self._prefix)
-        self._calls[algorithm.namespace] = call
-        return call
-
-    def _lease_call(self, algorithm: Algorithm) -> LeaseCall:
-        call = self._lease_calls.get(algorithm.namespace)
-        if call is None:
-            call = lease_plan(algorithm, self._statements, self._prefix)
-            self._lease_calls[algorithm.namespace] = call
-        return call
-
-    def _plan_batch(self, algorithm: Algorithm) -> BatchCall:
-        call = plan_batch(algorithm, self._statements, self._prefix)
-        self._batch_calls[algorithm.namespace] = call
-        return call
 
     def _new_cursor(self, connection: Any) -> Any:
         """The cursor decisions use on ``connection`` (a connection the pool just opened),
