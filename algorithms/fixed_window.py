@@ -69,11 +69,10 @@ class FixedWindow:
         else:
             start, count = now_us, 0
         left = start + self._period_us - now_us
-        reset_us = left if count else 0
-        if cost > limit:
-            return decision_from_us(False, limit, limit - count, reset_us, NEVER), state, 0
-        if count + cost > limit:
-            return decision_from_us(False, limit, limit - count, reset_us, left), state, 0
+        if count + cost > limit:  # always so when cost > limit
+            retry_us = NEVER if cost > limit else left
+            reset_us = left if count else 0  # no window is open before its first hit
+            return decision_from_us(False, limit, limit - count, reset_us, retry_us), state, 0
         count += cost
         return (
             decision_from_us(True, limit, limit - count, left, 0),

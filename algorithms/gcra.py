@@ -106,6 +106,8 @@ class GCRA:
     def step(
         self, state: GCRAState | None, now_us: int, cost: int, consume: bool = True
     ) -> StepResult:
+        # The hot path of every backend's reference: ceil_div and min() are written inline,
+        # since a function call costs as much as the arithmetic.
         scale, interval, tolerance = self._scale, self._interval, self._tolerance
         # ttl: max(tat, now) - now in scaled units, at most the tolerance.
         ttl = 0
@@ -116,27 +118,18 @@ class GCRA:
                 # Only a clock that went back gets here: treat now as tat - tolerance.
                 ttl = tolerance
             elif ahead >= 0:
-                ttl = min(tolerance, ahead * scale + frac)
+                ttl = ahead * scale + frac
+                if ttl > tolerance:
+                    ttl = tolerance
         burst = self.burst
-        if cost > burst:
-            reset_us = ceil_div(ttl, scale)
-            return (
-                decision_from_us(False, burst, (tolerance - ttl) // interval, reset_us, NEVER),
-                state,
-                0,
-            )
         need = cost * interval
         slack = tolerance - ttl
-        if need > slack:
-            reset_us = ceil_div(ttl, scale)
-            retry_us = ceil_div(need - slack, scale)
-            return (
-                decision_from_us(False, burst, slack // interval, reset_us, retry_us),
-                state,
-                0,
-            )
+        if need > slack:  # always so when cost > burst: need > tolerance >= slack
+            reset_us = -(-ttl // scale)
+            retry_us = NEVER if cost > burst else -((slack - need) // scale)
+            return decision_from_us(False, burst, slack // interval, reset_us, retry_us), state, 0
         ttl += need
-        reset_us = ceil_div(ttl, scale)
+        reset_us = -(-ttl // scale)
         return (
             decision_from_us(True, burst, (tolerance - ttl) // interval, reset_us, 0),
             (now_us + ttl // scale, ttl % scale),

@@ -98,6 +98,8 @@ class LeakyBucket:
     def step(
         self, state: LeakyBucketState | None, now_us: int, cost: int, consume: bool = True
     ) -> StepResult:
+        # The hot path of every backend's reference: ceil_div and max() are written inline,
+        # since a function call costs as much as the arithmetic.
         full, unit, drain = self._full, self._unit, self._drain
         level = 0
         if state is not None:
@@ -109,19 +111,18 @@ class LeakyBucket:
                 level = 0
             else:
                 # elapsed * drain < full + drain: below 2**53.
-                level = max(0, level - elapsed * drain)
+                level -= elapsed * drain
+                if level < 0:
+                    level = 0
         capacity = self.capacity
         room = full - level
-        if cost > capacity:
-            reset_us = ceil_div(level, drain)
-            return decision_from_us(False, capacity, room // unit, reset_us, NEVER), state, 0
         need = cost * unit
-        if need > room:
-            reset_us = ceil_div(level, drain)
-            retry_us = ceil_div(need - room, drain)
+        if need > room:  # always so when cost > capacity: need > full >= room
+            reset_us = -(-level // drain)
+            retry_us = NEVER if cost > capacity else -((room - need) // drain)
             return decision_from_us(False, capacity, room // unit, reset_us, retry_us), state, 0
         level += need
-        reset_us = ceil_div(level, drain)
+        reset_us = -(-level // drain)
         return (
             decision_from_us(True, capacity, (full - level) // unit, reset_us, 0),
             (level, now_us),

@@ -83,25 +83,28 @@ class SlidingLog:
         self, state: SlidingLogState | None, now_us: int, cost: int, consume: bool = True
     ) -> StepResult:
         limit, period = self._limit, self._period_us
-        used = base = 0
+        # newest: the newest entry's time; top: the running total up to it.
+        used = base = top = newest = 0
         if state is not None:
             log, lo, hi = state
             times, totals = log.times, log.totals
-            if now_us < times[hi - 1]:
-                now_us = times[hi - 1]
+            newest = times[hi - 1]
+            if now_us < newest:
+                now_us = newest
             # Requests admitted at or before now - period have left the window.
             lo = bisect_right(times, now_us - period, lo, hi)
             if lo < hi:
                 base = totals[lo - 1] if lo else 0
-                used = totals[hi - 1] - base
-        reset_us = times[hi - 1] + period - now_us if used else 0
-        if cost > limit:
-            return decision_from_us(False, limit, limit - used, reset_us, NEVER), state, 0
+                top = totals[hi - 1]
+                used = top - base
         excess = used + cost - limit
-        if excess > 0:
-            # The request fits once the oldest requests holding `excess` cost have left.
-            first = bisect_left(totals, base + excess, lo, hi)
-            retry_us = times[first] + period - now_us
+        if excess > 0:  # always so when cost > limit
+            reset_us = newest + period - now_us if used else 0
+            if cost > limit:
+                retry_us = NEVER
+            else:
+                # The request fits once the oldest requests holding `excess` cost have left.
+                retry_us = times[bisect_left(totals, base + excess, lo, hi)] + period - now_us
             return decision_from_us(False, limit, limit - used, reset_us, retry_us), state, 0
         decision = decision_from_us(True, limit, limit - used - cost, period, 0)
         if not consume:
@@ -110,7 +113,7 @@ class SlidingLog:
             new_state: SlidingLogState = (_Log([now_us], [cost]), 0, 1)
         elif hi == len(times) and lo < _COMPACT_AFTER + (hi - lo):
             times.append(now_us)
-            totals.append(totals[hi - 1] + cost)
+            totals.append(top + cost)
             new_state = (log, lo, hi + 1)
         else:
             # Someone extended this log past our state, or its dead front grew large: copy the

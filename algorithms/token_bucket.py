@@ -87,7 +87,9 @@ class TokenBucket:
     def step(
         self, state: TokenBucketState | None, now_us: int, cost: int, consume: bool = True
     ) -> StepResult:
-        capacity, unit, refill = self._capacity, self._unit, self._refill
+        # The hot path of every backend's reference: ceil_div and min() are written inline,
+        # since a function call costs as much as the arithmetic.
+        capacity, refill = self._capacity, self._refill
         if state is None:
             tokens = capacity
         else:
@@ -98,18 +100,17 @@ class TokenBucket:
             elif elapsed >= self._fill_us:
                 tokens = capacity
             else:
-                tokens = min(capacity, tokens + elapsed * refill)
-        burst = self.burst
-        if cost > burst:
-            reset_us = ceil_div(capacity - tokens, refill)
-            return decision_from_us(False, burst, tokens // unit, reset_us, NEVER), state, 0
+                tokens += elapsed * refill
+                if tokens > capacity:
+                    tokens = capacity
+        burst, unit = self.burst, self._unit
         need = cost * unit
-        if tokens < need:
-            reset_us = ceil_div(capacity - tokens, refill)
-            retry_us = ceil_div(need - tokens, refill)
+        if tokens < need:  # always so when cost > burst: need > capacity >= tokens
+            reset_us = -((tokens - capacity) // refill)
+            retry_us = NEVER if cost > burst else -((tokens - need) // refill)
             return decision_from_us(False, burst, tokens // unit, reset_us, retry_us), state, 0
         tokens -= need
-        reset_us = ceil_div(capacity - tokens, refill)
+        reset_us = -((tokens - capacity) // refill)
         return (
             decision_from_us(True, burst, tokens // unit, reset_us, 0),
             (tokens, now_us),

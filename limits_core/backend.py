@@ -9,6 +9,10 @@ Giving cost back (:meth:`Limiter.refund <limits_core.Limiter.refund>`) is option
 that supports it also implements :class:`RefundingBackend` (``refund``) or
 :class:`AsyncRefundingBackend` (``arefund``).
 
+A backend may also hand out ``decide`` already bound to one algorithm (:class:`BindingBackend`,
+:class:`AsyncBindingBackend`), which the limiter then calls instead: the in-memory backend does,
+to look its table up once rather than on every decision.
+
 Deciding many requests at once is optional: a backend that also implements
 :class:`BatchBackend` (:class:`AsyncBatchBackend`) serves ``hit_many`` in one round trip;
 for any other, the limiter decides the requests one by one.
@@ -16,7 +20,7 @@ for any other, the limiter decides the requests one by one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from limits_core.algorithm import Algorithm
@@ -25,10 +29,12 @@ from limits_core.decision import Decision
 __all__ = [
     "AsyncBackend",
     "AsyncBatchBackend",
+    "AsyncBindingBackend",
     "AsyncLeaseBackend",
     "AsyncRefundingBackend",
     "Backend",
     "BatchBackend",
+    "BindingBackend",
     "LeaseBackend",
     "RefundingBackend",
 ]
@@ -71,6 +77,27 @@ class AsyncBackend(Protocol):
 
     async def aclose(self) -> None:
         """Release connections; idempotent."""
+        ...
+
+
+@runtime_checkable
+class BindingBackend(Protocol):
+    """What a synchronous backend adds, optionally, to decide faster for one algorithm."""
+
+    def bind(self, algorithm: Algorithm) -> Callable[[str, int, int | None, bool], Decision]:
+        """``decide`` with ``algorithm`` fixed: ``bound(key, cost, now_us, consume)`` must
+        return what ``decide(algorithm, key, cost, now_us, consume)`` would."""
+        ...
+
+
+@runtime_checkable
+class AsyncBindingBackend(Protocol):
+    """The asyncio twin of :class:`BindingBackend`."""
+
+    def abind(
+        self, algorithm: Algorithm
+    ) -> Callable[[str, int, int | None, bool], Awaitable[Decision]]:
+        """``adecide`` with ``algorithm`` fixed, as :meth:`BindingBackend.bind`."""
         ...
 
 

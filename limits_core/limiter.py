@@ -9,15 +9,18 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
+from functools import partial
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
 from limits_core.algorithm import Algorithm, Refundable
 from limits_core.backend import (
     AsyncBackend,
+    AsyncBindingBackend,
     AsyncLeaseBackend,
     AsyncRefundingBackend,
     Backend,
+    BindingBackend,
     LeaseBackend,
     RefundingBackend,
 )
@@ -26,15 +29,19 @@ from limits_core.decision import Decision
 from limits_core.errors import BackendError, ConfigurationError, RateLimitExceeded
 from limits_core.lease import Lease, LeaseAlgorithm
 from limits_core.policy import Policy
-from limits_core.validation import MAX_KEY_BYTES as _MAX
-from limits_core.validation import check_cost, check_key
+from limits_core.validation import MAX_KEY_BYTES, check_cost, check_key
 
 __all__ = ["AsyncLimiter", "Limiter"]
 
 
-# hit() and peek() are the hot path: each accepts the common case (a printable ASCII key of at
-# most 512 characters, an int cost from 1 to limit + 1) inline, and calls _checked() for the
-# rest. The four copies are kept identical by tests/test_limiter_twins.py.
+# hit() and peek() are the hot path: each accepts the common case (a printable key of at most
+# 128 characters, which cannot exceed 512 UTF-8 bytes nor hold a control character or a lone
+# surrogate; a cost of 1, or an int up to limit + 1) inline, and calls _checked() for the rest.
+# The four copies are kept identical by tests/test_limiter_twins.py.
+_SHORT = MAX_KEY_BYTES // 4
+# The default cost, tested by identity first: CPython shares one object for each small int,
+# and anything else (True, 1.0, a larger 1) falls through to the full checks.
+_ONE = 1
 
 
 _Decide = TypeVar("_Decide", bound=Callable[..., Any])
@@ -43,13 +50,13 @@ _Decide = TypeVar("_Decide", bound=Callable[..., Any])
 def _peek_only(algorithm: Algorithm, decide: _Decide) -> _Decide:
     """``decide`` for a lease algorithm: peeks pass, hits are refused before any I/O."""
 
-    def peek(algorithm_: Algorithm, key: str, cost: int, now_us: int | None, consume: bool) -> Any:
+    def peek(key: str, cost: int, now_us: int | None, consume: bool) -> Any:
         if consume:
             raise ConfigurationError(
                 f"{algorithm!r} is a concurrency limit: a hit would hold an anonymous slot "
                 "until its lease_ttl; use acquire() and release(), or `with limiter.lease(key):`"
             )
-        return decide(algorithm_, key, cost, now_us, consume)
+        return decide(key, cost, now_us, consume)
 
     return cast(_Decide, peek)
 
@@ -181,7 +188,12 @@ class Limiter(_LimiterBase):
         if not isinstance(backend, Backend):
             raise ConfigurationError(f"not a synchronous backend: {backend!r}")
         self._backend = backend
-        self._decide = backend.decide
+        # Bound to the algorithm once, here: (key, cost, now_us, consume) -> Decision.
+        self._decide: Callable[[str, int, int | None, bool], Decision] = (
+            backend.bind(self._algorithm)
+            if isinstance(backend, BindingBackend)
+            else partial(backend.decide, self._algorithm)
+        )
         self._refund: Callable[[Algorithm, str, int, int | None], Decision] = (
             backend.refund if isinstance(backend, RefundingBackend) else _cannot_refund(backend)
         )
@@ -195,25 +207,21 @@ class Limiter(_LimiterBase):
 
     def hit(self, key: str, cost: int = 1) -> Decision:
         """Decide a request of ``cost`` on ``key``; consume the cost only if allowed."""
-        if not (
-            type(key) is str and key.isascii() and key.isprintable() and 0 < len(key) <= _MAX
-        ) or (type(cost) is not int or not 0 < cost <= self._max_cost):
+        if not (type(key) is str and 0 < len(key) <= _SHORT and key.isprintable()) or (
+            cost is not _ONE and (type(cost) is not int or not 0 < cost <= self._max_cost)
+        ):
             key, cost = self._checked(key, cost)
         clock = self._clock
-        return self._decide(
-            self._algorithm, key, cost, None if clock is None else clock.now_us(), True
-        )
+        return self._decide(key, cost, None if clock is None else clock.now_us(), True)
 
     def peek(self, key: str, cost: int = 1) -> Decision:
         """The decision :meth:`hit` would give now, consuming nothing."""
-        if not (
-            type(key) is str and key.isascii() and key.isprintable() and 0 < len(key) <= _MAX
-        ) or (type(cost) is not int or not 0 < cost <= self._max_cost):
+        if not (type(key) is str and 0 < len(key) <= _SHORT and key.isprintable()) or (
+            cost is not _ONE and (type(cost) is not int or not 0 < cost <= self._max_cost)
+        ):
             key, cost = self._checked(key, cost)
         clock = self._clock
-        return self._decide(
-            self._algorithm, key, cost, None if clock is None else clock.now_us(), False
-        )
+        return self._decide(key, cost, None if clock is None else clock.now_us(), False)
 
     def hit_many(self, requests: Iterable[tuple[str, int]]) -> list[Decision]:
         """Decide ``(key, cost)`` requests at one time, in order (each sees the effect of those
@@ -222,7 +230,7 @@ class Limiter(_LimiterBase):
         checked, now_us = self._many(requests)
         many = getattr(self._backend, "decide_many", None)
         if many is None:
-            return [self._decide(self._algorithm, k, c, now_us, True) for k, c in checked]
+            return [self._decide(k, c, now_us, True) for k, c in checked]
         return many(self._algorithm, checked, now_us, True)  # type: ignore[no-any-return]
 
     def refund(self, key: str, amount: int) -> Decision:
@@ -314,7 +322,12 @@ class AsyncLimiter(_LimiterBase):
         if not isinstance(backend, AsyncBackend):
             raise ConfigurationError(f"not an asyncio backend: {backend!r}")
         self._backend = backend
-        self._decide = backend.adecide
+        # Bound to the algorithm once, here: (key, cost, now_us, consume) -> Decision.
+        self._decide: Callable[[str, int, int | None, bool], Awaitable[Decision]] = (
+            backend.abind(self._algorithm)
+            if isinstance(backend, AsyncBindingBackend)
+            else partial(backend.adecide, self._algorithm)
+        )
         self._refund: Callable[[Algorithm, str, int, int | None], Awaitable[Decision]] = (
             backend.arefund
             if isinstance(backend, AsyncRefundingBackend)
@@ -330,25 +343,21 @@ class AsyncLimiter(_LimiterBase):
 
     async def hit(self, key: str, cost: int = 1) -> Decision:
         """Decide a request of ``cost`` on ``key``; consume the cost only if allowed."""
-        if not (
-            type(key) is str and key.isascii() and key.isprintable() and 0 < len(key) <= _MAX
-        ) or (type(cost) is not int or not 0 < cost <= self._max_cost):
+        if not (type(key) is str and 0 < len(key) <= _SHORT and key.isprintable()) or (
+            cost is not _ONE and (type(cost) is not int or not 0 < cost <= self._max_cost)
+        ):
             key, cost = self._checked(key, cost)
         clock = self._clock
-        return await self._decide(
-            self._algorithm, key, cost, None if clock is None else clock.now_us(), True
-        )
+        return await self._decide(key, cost, None if clock is None else clock.now_us(), True)
 
     async def peek(self, key: str, cost: int = 1) -> Decision:
         """The decision :meth:`hit` would give now, consuming nothing."""
-        if not (
-            type(key) is str and key.isascii() and key.isprintable() and 0 < len(key) <= _MAX
-        ) or (type(cost) is not int or not 0 < cost <= self._max_cost):
+        if not (type(key) is str and 0 < len(key) <= _SHORT and key.isprintable()) or (
+            cost is not _ONE and (type(cost) is not int or not 0 < cost <= self._max_cost)
+        ):
             key, cost = self._checked(key, cost)
         clock = self._clock
-        return await self._decide(
-            self._algorithm, key, cost, None if clock is None else clock.now_us(), False
-        )
+        return await self._decide(key, cost, None if clock is None else clock.now_us(), False)
 
     async def hit_many(self, requests: Iterable[tuple[str, int]]) -> list[Decision]:
         """Decide ``(key, cost)`` requests at one time, in order (each sees the effect of those
@@ -357,7 +366,7 @@ class AsyncLimiter(_LimiterBase):
         checked, now_us = self._many(requests)
         many = getattr(self._backend, "adecide_many", None)
         if many is None:
-            return [await self._decide(self._algorithm, k, c, now_us, True) for k, c in checked]
+            return [await self._decide(k, c, now_us, True) for k, c in checked]
         return await many(self._algorithm, checked, now_us, True)  # type: ignore[no-any-return]
 
     async def refund(self, key: str, amount: int) -> Decision:

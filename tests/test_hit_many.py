@@ -5,13 +5,11 @@ wrappers below hide the batch call to test that loop on every backend too."""
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import pytest
 
 from algorithms import FixedWindow, SlidingLog
-from backends.memory import MemoryBackend
 from limits_core import AsyncLimiter, ConfigurationError, Decision, Limiter
 from limits_core.algorithm import Algorithm
 from limits_core.backend import AsyncBackend, AsyncBatchBackend, Backend, BatchBackend
@@ -68,16 +66,6 @@ class CountingClock:
     def now_us(self) -> int:
         self.reads += 1
         return START_US
-
-
-def test_the_memory_batch_step_is_the_one_decide_inlines() -> None:
-    def body(function: Any, start: str) -> list[str]:
-        lines = [line.strip() for line in inspect.getsource(function).splitlines()]
-        return lines[lines.index(start) :]
-
-    step = body(MemoryBackend._step, "entry = entries.get(skey)")
-    decide = body(MemoryBackend.decide, "entry = entries.get(skey)")
-    assert step[:-1] == decide[: len(step) - 1]  # all but the final return
 
 
 def test_the_protocols_stay_optional() -> None:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from algorithms import FixedWindow, SlidingLog, TokenBucket
 from backends.memory import MemoryBackend
-from limits_core import BackendError, ConfigurationError, Limiter, ManualClock
+from limits_core import (
+    AsyncLimiter,
+    BackendError,
+    ConfigurationError,
+    Decision,
+    Limiter,
+    ManualClock,
+)
 from limits_core.algorithm import Algorithm
 
 
@@ -107,6 +116,49 @@ def test_sliding_log_state_is_bounded_by_the_limit() -> None:
     for _ in range(2000):
         limiter.hit("k", 3)
         clock.advance(0.001)
-    (((log, lo, hi), _),) = backend._entries.values()
+    ((((log, lo, hi), _, _),),) = (table.entries.values() for table in backend._tables.values())
     assert hi - lo <= 50
     assert len(log.times) <= 2 * 50 + 32
+
+
+def test_max_keys_counts_every_algorithm_and_reclaims_across_them() -> None:
+    clock = ManualClock()
+    backend = MemoryBackend(max_keys=10)
+    minute = Limiter(FixedWindow("1/minute"), backend, clock=clock)
+    second = Limiter(FixedWindow("1/second"), backend, clock=clock)
+    for i in range(6):
+        minute.hit(f"m{i}")
+        second.hit(f"s{i}")
+    assert len(backend) == 10
+    assert backend.evictions == 2  # the store was full for the last two of the second limit
+    clock.advance(1)  # the per-second windows are over, the per-minute ones are not
+    for i in range(4):
+        assert minute.hit(f"new{i}").allowed
+    assert backend.evictions == 2  # room came from the other algorithm's expired keys
+    # Of the per-minute keys, only the one evicted earlier is admitted again.
+    assert sum(minute.hit(f"m{i}").allowed for i in range(6)) == 1
+
+
+def test_eviction_takes_another_algorithms_key_when_its_own_has_none() -> None:
+    clock = ManualClock()
+    backend = MemoryBackend(max_keys=3)
+    Limiter(FixedWindow("1/minute"), backend, clock=clock).hit_many([("a", 1), ("b", 1), ("c", 1)])
+    assert Limiter(TokenBucket("1/minute"), backend, clock=clock).hit("d").allowed
+    assert len(backend) == 3
+    assert backend.evictions == 1
+
+
+def test_a_subclass_overriding_decide_is_called_by_both_facades() -> None:
+    calls: list[str] = []
+
+    class Counting(MemoryBackend):
+        def decide(
+            self, algorithm: Algorithm, key: str, cost: int, now_us: int | None, consume: bool
+        ) -> Decision:
+            calls.append(key)
+            return super().decide(algorithm, key, cost, now_us, consume)
+
+    backend = Counting()
+    Limiter(FixedWindow("5/s"), backend).hit("sync")
+    asyncio.run(AsyncLimiter(FixedWindow("5/s"), backend).hit("async"))
+    assert calls == ["sync", "async"]

@@ -184,10 +184,15 @@ def test_bad_amounts_are_refused_before_anything_is_touched(amount: Any) -> None
     backend = MemoryBackend()
     limiter = Limiter(TokenBucket("5/s"), backend, clock=ManualClock())
     limiter.hit("k", 3)
-    before = dict(backend._entries)
+
+    def stored() -> dict[tuple[str, str], tuple[object, ...]]:
+        tables = backend._tables.items()
+        return {(n, k): tuple(entry) for n, table in tables for k, entry in table.entries.items()}
+
+    before = stored()
     with pytest.raises(ConfigurationError, match="amount"):
         limiter.refund("k", amount)
-    assert backend._entries == before
+    assert stored() == before
     with pytest.raises(ConfigurationError):
         limiter.refund("", 1)
     assert limiter.peek("k").remaining == 1  # 2 tokens, less the peek's 1
