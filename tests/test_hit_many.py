@@ -8,13 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
 
 from algorithms import FixedWindow, SlidingLog
 from limits_core import AsyncLimiter, ConfigurationError, Decision, Limiter
 from limits_core.algorithm import Algorithm
 from limits_core.backend import AsyncBackend, AsyncBatchBackend, Backend, BatchBackend
 from tests.conftest import MakeAsyncLimiter, MakeLimiter
-from tests.support.programs import START_US, new_clock
+from tests.support.programs import START_US, Hit, Op, new_clock, run_async, run_model, run_sync
+from tests.test_model_agreement import algorithm_and_program, fixture_ok
 
 #: Repeated keys, costs up to past the limit (5 or 7 in the matrix's algorithms).
 REQUESTS = [("a", 1), ("b", 2), ("a", 3), ("a", 1), ("c", 9), ("b", 1), ("a", 2), ("a", 1)]
@@ -139,3 +141,53 @@ async def test_a_long_batch_on_one_key_admits_exactly_the_limit(
         decisions = await limiter.hit_many([("hot", 1)] * 400)
         assert [d.allowed for d in decisions] == [True] * 150 + [False] * 250
         assert [d.remaining for d in decisions[:150]] == list(range(149, -1, -1))
+
+
+def batches(program: list[Op]) -> list[Op | list[Hit]]:
+    """``program`` with each run of consecutive hits gathered into one batch."""
+    grouped: list[Op | list[Hit]] = []
+    for op in program:
+        if isinstance(op, Hit):
+            if grouped and isinstance(grouped[-1], list):
+                grouped[-1].append(op)
+            else:
+                grouped.append([op])
+        else:
+            grouped.append(op)
+    return grouped
+
+
+@fixture_ok
+@given(case=algorithm_and_program())
+def test_sync_batches_agree_with_the_model(
+    make_limiter: MakeLimiter,
+    case: tuple[Algorithm, list[Op]],
+) -> None:
+    algorithm, program = case
+    clock = new_clock()
+    with make_limiter(algorithm, clock) as limiter:
+        out: list[Decision | None] = []
+        for step in batches(program):
+            if isinstance(step, list):
+                out += limiter.hit_many([(hit.key, hit.cost) for hit in step])
+            else:
+                out += run_sync(limiter, clock, [step])
+        assert out == run_model(algorithm, program)
+
+
+@fixture_ok
+@given(case=algorithm_and_program())
+async def test_async_batches_agree_with_the_model(
+    make_async_limiter: MakeAsyncLimiter,
+    case: tuple[Algorithm, list[Op]],
+) -> None:
+    algorithm, program = case
+    clock = new_clock()
+    async with make_async_limiter(algorithm, clock) as limiter:
+        out: list[Decision | None] = []
+        for step in batches(program):
+            if isinstance(step, list):
+                out += await limiter.hit_many([(hit.key, hit.cost) for hit in step])
+            else:
+                out += await run_async(limiter, clock, [step])
+        assert out == run_model(algorithm, program)

@@ -20,11 +20,13 @@ import redis.cluster
 from algorithms import FixedWindow, SlidingLog, TokenBucket
 from backends.redis import AsyncRedisBackend, RedisBackend
 from backends.redis._plan import redis_key
-from backends.redis._scripts import algorithm_script
+from backends.redis._scripts import batch_script
 from limits_core import (
     AsyncLimiter,
+    BackendError,
     BackendUnavailable,
     ConfigurationError,
+    Decision,
     Limiter,
     ManualClock,
     Policy,
@@ -96,6 +98,49 @@ async def test_concurrent_decisions_share_one_pipeline(
         assert backend.stats.batches == 2  # type: ignore[attr-defined]
 
 
+async def test_a_standalone_batch_is_one_script_call(server: RedisProcess) -> None:
+    """Redis parses one EVALSHA for a whole batch of one algorithm, and its reply holds every
+    request's decision, in order."""
+    admin = server.client()
+    backend = AsyncRedisBackend(server.url, prefix="one:")
+    async with AsyncLimiter(SlidingLog("30/minute"), backend) as limiter:
+        await limiter.hit("warm-up")  # loads the single script
+        admin.config_resetstat()
+        decisions = await asyncio.gather(*(limiter.hit(k) for k in ["a", "b", "a"] * 20))
+        stats = admin.info("commandstats")
+        assert stats["cmdstat_evalsha"]["calls"] == 1
+        assert stats["cmdstat_script|load"]["calls"] == 1  # the batch script, once
+        assert [d.remaining for d in decisions[:6]] == [29, 29, 28, 27, 28, 26]
+        assert sum(d.allowed for d in decisions) == 50  # a: 30 of 40, b: all 20
+        assert backend.stats.max_batch_size == 60
+    admin.close()
+
+
+async def test_an_error_in_a_batch_fails_its_request_alone(
+    redis_async_limiters: MakeAsyncLimiter, redis_client: redis.Redis
+) -> None:
+    """A request whose Redis key holds something else (here a string where the script keeps a
+    hash) gets a BackendError; the other requests of its batch are decided as usual, and the
+    foreign value is left as it was."""
+    async with redis_async_limiters(ALGORITHM, ManualClock()) as limiter:
+        prefix = limiter.backend.prefix  # type: ignore[attr-defined]
+        foreign = redis_key(prefix, ALGORITHM, "taken")
+        redis_client.set(foreign, "someone else's", ex=60)
+        results = await asyncio.gather(
+            *(limiter.hit(k) for k in ["a", "taken", "a", "b"]), return_exceptions=True
+        )
+        assert isinstance(results[1], BackendError)
+        assert not isinstance(results[1], BackendUnavailable)
+        assert "WRONGTYPE" in str(results[1])
+        assert [r.remaining for r in results if isinstance(r, Decision)] == [
+            LIMIT - 1,
+            LIMIT - 2,
+            LIMIT - 1,
+        ]
+        assert redis_client.get(foreign) == b"someone else's"
+        assert limiter.backend.stats.batches == 1  # type: ignore[attr-defined]
+
+
 async def test_batches_are_capped(redis_async_limiters: MakeAsyncLimiter) -> None:
     async with redis_async_limiters(ALGORITHM, ManualClock(), max_batch=10) as limiter:
         decisions = await asyncio.gather(*(limiter.hit("hot") for _ in range(35)))
@@ -131,18 +176,20 @@ async def test_only_the_refused_calls_are_resent(
     redis_url: str, redis_client: redis.Redis, redis_prefix: str
 ) -> None:
     """Two scripts in one pipeline, only one of them in the cache: the calls of the other are
-    refused (NOSCRIPT) and resent; each call is counted once."""
+    refused (NOSCRIPT) and resent; each call is counted once. (The ten calls of each limiter
+    go as one call of its batch script.)"""
     loaded, flushed = FixedWindow(Rate(LIMIT, 3600.0)), SlidingLog(Rate(LIMIT, 3600.0))
     backend = AsyncRedisBackend(redis_url, prefix=redis_prefix)
     async with AsyncLimiter(loaded, backend, clock=ManualClock()) as first:
         second = AsyncLimiter(flushed, backend, clock=ManualClock())
-        await asyncio.gather(first.hit("k"), second.hit("k"))  # both scripts known loaded
+        for _ in range(2):  # both scripts known loaded: single and batch
+            await asyncio.gather(*(limiter.hit("k") for limiter in (first, second)))
         redis_client.script_flush()
-        redis_client.script_load(algorithm_script(loaded.kind).source)
+        redis_client.script_load(batch_script(loaded.kind).source)
         await asyncio.gather(*(limiter.hit("k") for limiter in (first, second) * 10))
-        assert backend.stats.batches == 2
-        assert counted(await first.peek("k")) == 11
-        assert counted(await second.peek("k")) == 11
+        assert backend.stats.batches == 3
+        assert counted(await first.peek("k")) == 12
+        assert counted(await second.peek("k")) == 12
 
 
 def test_script_flush_between_sync_batches(

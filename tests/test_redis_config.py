@@ -279,3 +279,18 @@ async def test_async_clients_count_each_hit_once(
     redis_client.script_flush()
     assert (await limiter.peek("k")).denied
     await client.aclose()
+
+
+def test_pack_sends_what_redis_py_sends() -> None:
+    from redis.connection import Connection
+
+    from backends.redis._batch import pack
+
+    commands = [
+        ("EVALSHA", "a" * 40, 2, "k:{é}", "k:{%7B}", 2, b"1000000000", b"3600000000"),
+        ("SCRIPT", "LOAD", "return 1"),
+        ("EVALSHA", "b" * 40, 1, "k", b"", 1, b"1", -1, 0, 10**15, 2**62, b"", ""),
+    ]
+    for _ in range(2):  # the second time, from the small arguments kept
+        expected = b"".join(Connection().pack_commands(commands))
+        assert pack(commands, "utf-8", "strict") == expected

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 from backends.redis._base import RedisBackendBase, first_error, pool_size
@@ -152,6 +153,26 @@ class AsyncRedisBackend(RedisBackendBase):
             if not self._ready:
                 await self._client.initialize()
                 self._ready = True
+
+    def abind(
+        self, algorithm: Algorithm
+    ) -> Callable[[str, int, int | None, bool], Awaitable[Decision]]:
+        """:meth:`adecide` for ``algorithm`` alone, which :class:`~limits_core.AsyncLimiter`
+        calls on every decision: the plan is found once, here, and a coalesced call returns
+        its batch's future itself, without a coroutine of its own."""
+        submit = self._submit
+        if submit is None or type(self).adecide is not AsyncRedisBackend.adecide:
+            return partial(self.adecide, algorithm)
+        try:
+            plan = self._plan(algorithm)
+        except ConfigurationError:
+            return partial(self.adecide, algorithm)  # which raises it on the first call
+        command = plan.command
+
+        def decide(key: str, cost: int, now_us: int | None, consume: bool) -> Awaitable[Decision]:
+            return submit(plan, command(key, now_us, cost, consume))
+
+        return decide
 
     async def adecide(
         self, algorithm: Algorithm, key: str, cost: int, now_us: int | None, consume: bool

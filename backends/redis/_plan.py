@@ -7,6 +7,7 @@ and decodes one reply.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from algorithms import (
@@ -18,7 +19,14 @@ from algorithms import (
     SlidingWindowCounter,
     TokenBucket,
 )
-from backends.redis._scripts import KINDS, algorithm_script, concurrency_script, policy_script
+from backends.redis._scripts import (
+    KINDS,
+    LuaScript,
+    algorithm_script,
+    batch_script,
+    concurrency_script,
+    policy_script,
+)
 from limits_core.algorithm import Algorithm
 from limits_core.decision import Decision, decision_from_us
 from limits_core.errors import ConfigurationError
@@ -146,17 +154,33 @@ class Plan:
 
     ``command(key, now_us, cost, consume)`` is the whole EVALSHA command, arguments already
     encoded but for the user key and the time; ``decode(reply)`` the decision.
+    ``batch_command(commands)`` runs the requests of several such commands in one call of
+    ``batch`` (``lua/batch.lua``), whose reply holds one decision reply per request.
     """
 
-    __slots__ = ("algorithm", "call", "head", "limit", "params", "script")
+    __slots__ = ("algorithm", "batch", "call", "head", "limit", "params", "script")
 
     def __init__(self, prefix: str, algorithm: Algorithm) -> None:
         self.algorithm = algorithm
         self.script = algorithm_script(algorithm.kind)
+        self.batch: LuaScript = batch_script(algorithm.kind)
         (self.head,) = _heads(prefix, algorithm)
         self.limit = algorithm.limit
         self.call = ("EVALSHA", self.script.sha, 1)
         self.params = _encode(_params(algorithm))
+
+    def batch_command(self, commands: Sequence[tuple[Any, ...]]) -> tuple[Any, ...]:
+        """One EVALSHA of ``batch`` for the requests of ``commands`` (built by
+        :meth:`command` or :meth:`refund_command` of plans with this one's ``head``, so with
+        its parameters): the keys, the parameters once, then each request's time, cost and
+        mode, in order."""
+        args: list[Any] = ["EVALSHA", self.batch.sha, len(commands)]
+        args += [command[3] for command in commands]
+        args.append(len(self.params))
+        args += self.params
+        for command in commands:
+            args += command[4:7]
+        return tuple(args)
 
     def keys(self, key: str) -> tuple[str, ...]:
         return (self.head + escape_tag(key) + "}",)
@@ -191,6 +215,9 @@ class PolicyPlan:
     user key's slot, decided by one script all or nothing."""
 
     __slots__ = ("algorithm", "call", "heads", "limits", "params", "script")
+
+    #: Policies are batched as one EVALSHA each.
+    batch = None
 
     def __init__(self, prefix: str, policy: Policy) -> None:
         self.algorithm = policy
@@ -243,6 +270,8 @@ class LeasePlan:
     acquires or releases (``lua/concurrency.lua``), on one key per user key."""
 
     __slots__ = ("algorithm", "call", "head", "limit", "params", "script")
+
+    batch = None
 
     def __init__(self, prefix: str, algorithm: Concurrency) -> None:
         self.algorithm = algorithm

@@ -3,7 +3,8 @@
 Each algorithm's logic exists once, in ``lua/<kind>.lua``, as ``<kind>_decide``,
 ``<kind>_commit`` and ``<kind>_refund`` functions (the contract is at the top of
 ``lua/common.lua``). A script is ``common.lua`` + the fragments it needs + a small main:
-``main.lua`` runs one algorithm, ``policy.lua`` runs several on one key, all or nothing.
+``main.lua`` runs one algorithm, ``batch.lua`` one algorithm on many keys (a batch),
+``policy.lua`` several on one key, all or nothing.
 Sources and their SHA1 digests are computed once per process; the backends run them with
 EVALSHA and send a script whole (EVAL, which caches it) only when Redis answers NOSCRIPT.
 """
@@ -15,7 +16,14 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 
-__all__ = ["KINDS", "LuaScript", "algorithm_script", "concurrency_script", "policy_script"]
+__all__ = [
+    "KINDS",
+    "LuaScript",
+    "algorithm_script",
+    "batch_script",
+    "concurrency_script",
+    "policy_script",
+]
 
 #: Algorithm kinds with a fragment ``lua/<kind>.lua``.
 KINDS = (
@@ -46,13 +54,23 @@ def _script(*parts: str) -> LuaScript:
     return LuaScript(source, hashlib.sha1(source.encode()).hexdigest())
 
 
-@cache
-def algorithm_script(kind: str) -> LuaScript:
-    """The script running the algorithm ``kind`` alone on one key."""
+def _one_kind(kind: str, main: str) -> LuaScript:
     if kind not in KINDS:
         raise KeyError(kind)
     bind = f"local decide, commit, refund = {kind}_decide, {kind}_commit, {kind}_refund\n"
-    return _script(_read("common"), _read(kind), bind + _read("main"))
+    return _script(_read("common"), _read(kind), bind + _read(main))
+
+
+@cache
+def algorithm_script(kind: str) -> LuaScript:
+    """The script running the algorithm ``kind`` alone on one key."""
+    return _one_kind(kind, "main")
+
+
+@cache
+def batch_script(kind: str) -> LuaScript:
+    """The script running the algorithm ``kind`` on many keys, one request each, in order."""
+    return _one_kind(kind, "batch")
 
 
 @cache
