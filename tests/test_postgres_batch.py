@@ -207,20 +207,22 @@ async def test_concurrent_batches_on_overlapping_keys_in_any_order_never_deadloc
     postgres_dsn: str, pg_table: str
 ) -> None:
     """Batches lock their rows in key order: shuffled overlapping batches, several at once on
-    different connections, all complete and admit exactly the limit of every key."""
+    different connections, all complete and admit exactly the limit of every key. Batches of
+    distinct keys (the plain statement) run beside batches repeating keys (the function)."""
     backend = AsyncPostgresBackend(postgres_dsn, table=pg_table, pool_size=8)
     algorithm = FixedWindow("30/h")
     keys = [f"k{i}" for i in range(20)]
     rng = random.Random(7)
+    batches = [rng.sample(keys, 15) if i % 2 else rng.choices(keys, k=15) for i in range(64)]
+    assert min(sum(batch.count(key) for batch in batches) for key in keys) > 30
 
-    async def batch() -> list[Decision]:
-        chosen = rng.sample(keys, 15)
+    async def batch(chosen: list[str]) -> list[Decision]:
         return await backend.adecide_many(algorithm, [(k, 1) for k in chosen], None, True)
 
     try:
-        decisions = await asyncio.gather(*(batch() for _ in range(8 * 6)))
+        decisions = await asyncio.gather(*(batch(chosen) for chosen in batches))
         admitted = sum(d.allowed for batch in decisions for d in batch)
-        assert admitted == 20 * 30  # 48 batches x 15 = 720 hits on 20 keys of limit 30
+        assert admitted == 20 * 30  # 64 batches x 15 = 960 hits on 20 keys of limit 30
         peeks = await backend.adecide_many(algorithm, [(k, 1) for k in keys], None, False)
         assert all(p.remaining == 0 and not p.allowed for p in peeks)
     finally:

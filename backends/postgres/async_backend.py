@@ -297,7 +297,8 @@ class AsyncPostgresBackend:
         call = self._plans.batch(algorithm)
         if not requests:
             return []
-        reply = await self._execute(call.sql, *call.arguments(requests, now_us, consume))
+        sql, args = call.requests(requests, now_us, consume)
+        reply = await self._execute(sql, *args)
         return decode_many(reply, call.limit)
 
     async def areset(self, algorithm: Algorithm, key: str) -> None:

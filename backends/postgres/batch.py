@@ -26,11 +26,15 @@ class BatchCall:
 
     ``sql`` takes ``(kind, keys, costs, nows, consumes, params)``: the keys already prefixed,
     the costs already capped at ``max_cost``, and ``params`` the algorithm's arguments.
-    ``single`` is the algorithm's one-decision call (see :class:`~backends.postgres.common.Call`),
-    cheaper for a batch of one; its reply has the batch's shape.
+    ``plain``, for the kinds that have one, decides a batch of hits on distinct keys at one
+    time as a plain statement, cheaper for the server, with the same reply; :meth:`statement`
+    picks it when it applies. ``single`` is the algorithm's one-decision call (see
+    :class:`~backends.postgres.common.Call`), cheaper for a batch of one; its reply has the
+    batch's shape.
     """
 
     sql: str
+    plain: str | None
     single: Call
     kind: str
     key_prefix: str
@@ -38,16 +42,33 @@ class BatchCall:
     limit: int
     max_cost: int
 
-    def arguments(
+    def statement(
+        self,
+        keys: list[str],
+        costs: list[int],
+        nows: list[int | None],
+        consumes: list[bool],
+    ) -> tuple[str, tuple[Any, ...]]:
+        """The SQL and arguments deciding these requests (keys prefixed, costs capped)."""
+        if (
+            self.plain is not None
+            and all(consumes)
+            and nows.count(nows[0]) == len(nows)
+            and len(set(keys)) == len(keys)
+        ):
+            return self.plain, (keys, costs, nows[0], *self.params)
+        return self.sql, (self.kind, keys, costs, nows, consumes, self.params)
+
+    def requests(
         self, requests: Sequence[tuple[str, int]], now_us: int | None, consume: bool
-    ) -> tuple[Any, ...]:
-        """The statement's arguments for ``requests`` (``(key, cost)`` pairs) all made at
-        ``now_us`` (None: the server's clock) as hits (``consume``) or peeks."""
+    ) -> tuple[str, tuple[Any, ...]]:
+        """:meth:`statement` for ``requests`` (``(key, cost)`` pairs) all made at ``now_us``
+        (None: the server's clock) as hits (``consume``) or peeks."""
         prefix, max_cost = self.key_prefix, self.max_cost
         keys = [prefix + key for key, _ in requests]
         costs = [cost if cost <= max_cost else max_cost for _, cost in requests]
         count = len(keys)
-        return (self.kind, keys, costs, [now_us] * count, [consume] * count, self.params)
+        return self.statement(keys, costs, [now_us] * count, [consume] * count)
 
 
 def plan_batch(algorithm: Algorithm, statements: Statements, prefix: str) -> BatchCall:
@@ -55,12 +76,14 @@ def plan_batch(algorithm: Algorithm, statements: Statements, prefix: str) -> Bat
     call = plan(algorithm, statements, prefix)
     if algorithm.kind not in BATCH_KINDS or not isinstance(call, Call):
         raise ConfigurationError(f"{algorithm!r} is decided one request at a time")
-    function = statements.layout.function("batch")
+    layout = statements.layout
+    function = layout.function("batch")
     return BatchCall(
         sql=(
             f"SELECT {function}($1::text, $2::text[], $3::bigint[], $4::bigint[], "
             "$5::boolean[], $6::bigint[])"
         ),
+        plain=layout.batch_statement(algorithm.kind),
         single=call,
         kind=algorithm.kind,
         key_prefix=call.key_prefix,

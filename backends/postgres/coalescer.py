@@ -203,15 +203,13 @@ class Coalescer:
                     request.consume,
                     *single.args,
                 )
-            return await connection.fetchval(
-                call.sql,
-                call.kind,
+            sql, args = call.statement(
                 [request.key for request in taken],
                 [request.cost for request in taken],
                 [request.now_us for request in taken],
                 [request.consume for request in taken],
-                call.params,
             )
+            return await connection.fetchval(sql, *args)
 
         try:
             reply = await self._run(work)

@@ -86,6 +86,9 @@ BATCH_KINDS = frozenset(_KINDS)
 #: The kinds decided by a plain statement (``<kind>_statement.sql``) rather than a function
 #: call: a PL/pgSQL call costs the server more than the statement inside it.
 _STATEMENTS = frozenset({"fixed_window", "token_bucket"})
+#: The kinds whose batches of hits on distinct keys at one time have a plain statement too
+#: (``<kind>_batch_statement.sql``).
+_BATCH_STATEMENTS = frozenset({"fixed_window"})
 
 #: First half of the advisory lock key taken while creating the schema (the second half is a
 #: CRC of the table's qualified name): "lcdb" in ASCII.
@@ -206,6 +209,14 @@ class Layout:
         types = ("text", "bigint", "bigint", "boolean", *("bigint",) * parameters)
         args = ", ".join(f"${i}::{t}" for i, t in enumerate(types, 1))
         return f"SELECT {self.function(kind)}({args})"
+
+    def batch_statement(self, kind: str) -> str | None:
+        """The plain statement deciding a batch of hits of algorithm ``kind`` on distinct
+        keys at one time (``$1`` keys, ``$2`` costs, ``$3`` now, then the parameters), if the
+        kind has one; it replies as the batch function does."""
+        if kind in _BATCH_STATEMENTS:
+            return self._render(_template(f"{kind}_batch_statement.sql"))
+        return None
 
     def refund_call(self, kind: str, parameters: int) -> str:
         """The statement giving cost back for algorithm ``kind``: ``$1`` key, ``$2`` amount,

@@ -240,7 +240,8 @@ class PostgresBackend:
         call = self._plans.batch(algorithm)
         if not requests:
             return []
-        row = self._execute(call.sql, call.arguments(requests, now_us, consume))
+        sql, args = call.requests(requests, now_us, consume)
+        row = self._execute(sql, args)
         return decode_many(row[0], call.limit)
 
     def reset(self, algorithm: Algorithm, key: str) -> None:
