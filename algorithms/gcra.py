@@ -107,7 +107,8 @@ class GCRA:
         self, state: GCRAState | None, now_us: int, cost: int, consume: bool = True
     ) -> StepResult:
         # The hot path of every backend's reference: ceil_div and min() are written inline,
-        # since a function call costs as much as the arithmetic.
+        # since a function call costs as much as the arithmetic, and skipped when scale is 1
+        # (whenever the limit divides the period in microseconds: most rates).
         scale, interval, tolerance = self._scale, self._interval, self._tolerance
         # ttl: max(tat, now) - now in scaled units, at most the tolerance.
         ttl = 0
@@ -125,11 +126,16 @@ class GCRA:
         need = cost * interval
         slack = tolerance - ttl
         if need > slack:  # always so when cost > burst: need > tolerance >= slack
-            reset_us = -(-ttl // scale)
-            retry_us = NEVER if cost > burst else -((slack - need) // scale)
-            return decision_from_us(False, burst, slack // interval, reset_us, retry_us), state, 0
+            if scale == 1:
+                reset_us, retry_us = ttl, need - slack
+            else:
+                reset_us, retry_us = -(-ttl // scale), -((slack - need) // scale)
+            if cost > burst:
+                retry_us = NEVER
+            left = slack // interval if slack >= interval else 0
+            return decision_from_us(False, burst, left, reset_us, retry_us), state, 0
         ttl += need
-        reset_us = -(-ttl // scale)
+        reset_us = ttl if scale == 1 else -(-ttl // scale)
         return (
             decision_from_us(True, burst, (tolerance - ttl) // interval, reset_us, 0),
             (now_us + ttl // scale, ttl % scale),

@@ -99,7 +99,8 @@ class LeakyBucket:
         self, state: LeakyBucketState | None, now_us: int, cost: int, consume: bool = True
     ) -> StepResult:
         # The hot path of every backend's reference: ceil_div and max() are written inline,
-        # since a function call costs as much as the arithmetic.
+        # since a function call costs as much as the arithmetic, and skipped when drain is 1
+        # (whenever the limit divides the period in microseconds: most rates).
         full, unit, drain = self._full, self._unit, self._drain
         level = 0
         if state is not None:
@@ -118,11 +119,16 @@ class LeakyBucket:
         room = full - level
         need = cost * unit
         if need > room:  # always so when cost > capacity: need > full >= room
-            reset_us = -(-level // drain)
-            retry_us = NEVER if cost > capacity else -((room - need) // drain)
-            return decision_from_us(False, capacity, room // unit, reset_us, retry_us), state, 0
+            if drain == 1:
+                reset_us, retry_us = level, need - room
+            else:
+                reset_us, retry_us = -(-level // drain), -((room - need) // drain)
+            if cost > capacity:
+                retry_us = NEVER
+            left = room // unit if room >= unit else 0
+            return decision_from_us(False, capacity, left, reset_us, retry_us), state, 0
         level += need
-        reset_us = -(-level // drain)
+        reset_us = level if drain == 1 else -(-level // drain)
         return (
             decision_from_us(True, capacity, (full - level) // unit, reset_us, 0),
             (level, now_us),

@@ -88,7 +88,8 @@ class TokenBucket:
         self, state: TokenBucketState | None, now_us: int, cost: int, consume: bool = True
     ) -> StepResult:
         # The hot path of every backend's reference: ceil_div and min() are written inline,
-        # since a function call costs as much as the arithmetic.
+        # since a function call costs as much as the arithmetic, and skipped when refill is 1
+        # (whenever the limit divides the period in microseconds: most rates).
         capacity, refill = self._capacity, self._refill
         if state is None:
             tokens = capacity
@@ -106,11 +107,16 @@ class TokenBucket:
         burst, unit = self.burst, self._unit
         need = cost * unit
         if tokens < need:  # always so when cost > burst: need > capacity >= tokens
-            reset_us = -((tokens - capacity) // refill)
-            retry_us = NEVER if cost > burst else -((tokens - need) // refill)
-            return decision_from_us(False, burst, tokens // unit, reset_us, retry_us), state, 0
+            if refill == 1:
+                reset_us, retry_us = capacity - tokens, need - tokens
+            else:
+                reset_us, retry_us = -((tokens - capacity) // refill), -((tokens - need) // refill)
+            if cost > burst:
+                retry_us = NEVER
+            left = tokens // unit if tokens >= unit else 0
+            return decision_from_us(False, burst, left, reset_us, retry_us), state, 0
         tokens -= need
-        reset_us = -((tokens - capacity) // refill)
+        reset_us = capacity - tokens if refill == 1 else -((tokens - capacity) // refill)
         return (
             decision_from_us(True, burst, tokens // unit, reset_us, 0),
             (tokens, now_us),

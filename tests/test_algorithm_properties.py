@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from algorithms import GCRA, LeakyBucket, TokenBucket
 from limits_core.algorithm import Algorithm
 from tests.conftest import ALGORITHMS, MakeLimiter
 from tests.support.oracles import check_trace
@@ -35,6 +37,31 @@ def cases(draw: st.DrawFn) -> tuple[Algorithm, list[Op]]:
 def test_model_keeps_its_promises(case: tuple[Algorithm, list[Op]]) -> None:
     algorithm, program = case
     check_trace(algorithm, program, run_model(algorithm, program))
+
+
+#: The matrix's algorithms at rates taking the other branch of their arithmetic: a refill,
+#: scale or drain of 1 unit per microsecond is a subtraction where others divide.
+OTHER_RATES: dict[str, Callable[[], Algorithm]] = {
+    "token_bucket": lambda: TokenBucket("7/3s", burst=3),
+    "gcra": lambda: GCRA("10/s", burst=4),
+    "leaky_bucket": lambda: LeakyBucket("4/2s", capacity=3),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(OTHER_RATES))
+@given(data=st.data())
+def test_model_keeps_its_promises_at_other_rates(kind: str, data: st.DataObject) -> None:
+    algorithm = OTHER_RATES[kind]()
+    program = data.draw(programs(algorithm, max_ops=60, keys=KEYS[:2]))
+    check_trace(algorithm, program, run_model(algorithm, program))
+
+
+def test_other_rates_take_the_other_branch() -> None:
+    matrix = {name: ALGORITHMS[name]() for name in OTHER_RATES}
+    other = {name: OTHER_RATES[name]() for name in OTHER_RATES}
+    assert [matrix["token_bucket"].refill_per_us, other["token_bucket"].refill_per_us] == [1, 7]  # type: ignore[attr-defined]
+    assert [matrix["gcra"].scale, other["gcra"].scale] == [7, 1]  # type: ignore[attr-defined]
+    assert [matrix["leaky_bucket"].drain_per_us, other["leaky_bucket"].drain_per_us] == [3, 1]  # type: ignore[attr-defined]
 
 
 @fixture_ok

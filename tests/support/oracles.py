@@ -156,6 +156,9 @@ def check_token_bucket(algorithm: TokenBucket, trace: Trace) -> None:
         after = level - op.cost if d.allowed else level
         assert d.remaining == math.floor(after)
         assert round(d.reset_after * 1_000_000) == math.ceil((burst - after) / per_us)
+        if not d.allowed and op.cost <= burst:
+            # The first microsecond at which the refilled level covers the cost.
+            assert _us(d.retry_after) == math.ceil((op.cost - level) / per_us)
         if isinstance(op, Hit) and d.allowed:
             buckets[op.key] = (after, now)
     check_interval_bound(trace, burst, per_us)
