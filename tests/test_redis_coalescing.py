@@ -19,6 +19,7 @@ import redis.cluster
 
 from algorithms import FixedWindow, SlidingLog, TokenBucket
 from backends.redis import AsyncRedisBackend, RedisBackend
+from backends.redis._batch import SCRIPT_BATCH
 from backends.redis._plan import redis_key
 from backends.redis._scripts import batch_script
 from limits_core import (
@@ -399,3 +400,19 @@ async def test_a_restart_under_coalesced_load_counts_nothing_twice(server: Redis
         assert failed[0] > 0
         assert admitted[0] <= counted(await limiter.peek("k"), big) <= admitted[0] + failed[0]
         assert backend.stats.max_batch_size > 1
+
+
+def test_a_long_batch_goes_as_several_script_calls(server: RedisProcess) -> None:
+    """No script call decides more than SCRIPT_BATCH requests (Redis serves no one else while
+    a script runs); together they decide the list in order."""
+    admin = server.client()
+    limiter = Limiter(SlidingLog("300/minute"), RedisBackend(server.url, prefix="long:"))
+    limiter.hit("warm-up")
+    admin.config_resetstat()
+    requests = 2 * SCRIPT_BATCH + 50
+    decisions = limiter.hit_many([("k", 1)] * requests)
+    assert admin.info("commandstats")["cmdstat_evalsha"]["calls"] == 3
+    assert [d.allowed for d in decisions] == [True] * 300 + [False] * (requests - 300)
+    assert [d.remaining for d in decisions[:300]] == list(range(299, -1, -1))
+    limiter.close()
+    admin.close()

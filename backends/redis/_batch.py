@@ -36,12 +36,17 @@ from backends.redis._scripts import LuaScript
 from limits_core.decision import Decision
 from limits_core.errors import BackendError
 
-__all__ = ["VIA_CLIENT", "BatchRun", "Outcome", "ReplyErrors", "Route", "pack"]
+__all__ = ["SCRIPT_BATCH", "VIA_CLIENT", "BatchRun", "Outcome", "ReplyErrors", "Route", "pack"]
 
 #: Where a pipeline goes: ``""`` for a standalone server, a node name on a cluster, or
 #: ``VIA_CLIENT``: one command at a time through the client's ``execute_command``.
 Route = Hashable
 VIA_CLIENT: Route = None
+
+#: The most requests in one call of a batch script: Redis runs a script without serving anyone
+#: else, so a long hit_many goes as several (in one pipeline), each blocking Redis for at most
+#: this many decisions.
+SCRIPT_BATCH = 128
 
 #: A decision, or the error its caller gets.
 Outcome = Decision | BackendError
@@ -99,9 +104,10 @@ class BatchRun:
             plan = self.calls[index][0]
             stage = self._stage[index]
             if route == "" and plan.batch is not None:
-                # Keyed by the keys' namespace: calls that may share a key share a batch.
+                # Keyed by the keys' namespace: calls that may share a key share a batch. A
+                # full one is followed by another, later in the pipeline: order is kept.
                 batch = batches.get((plan.head, stage))
-                if batch is None:
+                if batch is None or len(batch) >= SCRIPT_BATCH:
                     batch = batches[plan.head, stage] = []
                     units.setdefault(route, []).append(batch)
                 batch.append(index)
