@@ -5,13 +5,18 @@ Run: ``python -m benchmarks.ratios FILE.json [FILE.json ...] > ratios.md``
 
 Conventions of the suite this reads:
 
-- a benchmark's ``group`` is one comparison (``"memory hot-allow"``, ``"sync 10k"``,
+- a benchmark's ``group`` is one comparison (``"memory x1000 hot-allow"``, ``"sync 10k"``,
   ``"async x50 hot"``), its ``name`` the contender;
 - names starting with ``limits-core`` are ours, names starting with ``raw`` are floors (a bare
   client call, e.g. ``"raw redis-py script"``), everything else is a peer (``"limits
   FixedWindow"``, ``"throttled TokenBucket"``);
-- a group named ``async xN ...`` times N decisions per call, so its rates are multiplied by N;
-- a name appearing several times in a group (alternating repeats) counts with its median.
+- a group named ``... xN ...`` (``async x50 hot``, ``memory x1000 hot-allow``) times N
+  decisions per call, so its rates are multiplied by N;
+- a name appearing several times in a group (alternating repeats) counts with its median;
+- a benchmark whose ``extra_info["paired"]`` maps a peer to a ratio (its rounds alternated
+  with the peer's, and this is the median ratio of adjacent rounds) shows that ratio, in bold,
+  in the peer's column instead of the quotient of the two medians: adjacent rounds saw the
+  same speed of the machine.
 
 Rates are medians: decisions per second from the median time of a call, which resists the
 outliers of a busy machine better than the mean.
@@ -31,7 +36,7 @@ from typing import Any
 
 OURS = "limits-core"
 FLOOR = "raw"
-_PER_CALL = re.compile(r"\basync x(\d+)\b")
+_PER_CALL = re.compile(r"\bx(\d+)\b")
 
 
 @dataclass
@@ -43,6 +48,8 @@ class Group:
     #: 99th percentile of one decision's latency (ms), for benchmarks that record it
     #: (``extra_info["p99_ms"]``), by contender.
     p99_ms: dict[str, list[float]] = field(default_factory=dict)
+    #: Paired ratios (``extra_info["paired"]``), by (contender, peer).
+    paired: dict[tuple[str, str], list[float]] = field(default_factory=dict)
 
     def rate(self, contender: str) -> float:
         return statistics.median(self.rates[contender])
@@ -71,9 +78,12 @@ def load_groups(documents: Sequence[dict[str, Any]]) -> list[Group]:
             per_call = int(match.group(1)) if match else 1
             group = groups.setdefault(name, Group(name))
             group.rates.setdefault(bench["name"], []).append(per_call / median)
-            p99 = (bench.get("extra_info") or {}).get("p99_ms")
+            extra = bench.get("extra_info") or {}
+            p99 = extra.get("p99_ms")
             if p99 is not None:
                 group.p99_ms.setdefault(bench["name"], []).append(p99)
+            for peer, ratio in (extra.get("paired") or {}).items():
+                group.paired.setdefault((bench["name"], peer), []).append(ratio)
     return list(groups.values())
 
 
@@ -101,8 +111,18 @@ def markdown(groups: Sequence[Group]) -> str:
         for name in ours:
             mine = group.rate(name)
             cells = [name.removeprefix(OURS).strip() or name, _rate(mine)]
-            cells += [f"{mine / group.rate(n):.2f}" for n in others]
+            for other in others:
+                paired = group.paired.get((name, other))
+                if paired:
+                    cells.append(f"**{statistics.median(paired):.2f}**")
+                else:
+                    cells.append(f"{mine / group.rate(other):.2f}")
             out.append("| " + " | ".join(cells) + " |")
+        if group.paired:
+            out.append(
+                "\nIn bold: the median ratio of adjacent rounds (each round of the limits-core "
+                "contender followed a round of that peer)."
+            )
         if group.p99_ms:
             latencies = ", ".join(
                 f"{name} {statistics.median(values):.1f} ms"

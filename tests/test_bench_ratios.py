@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,12 +68,10 @@ def test_on_a_quick_run_of_the_memory_suite(tmp_path: Path) -> None:
         "no:cacheprovider",
         "-k",
         "hot-allow or 10k-deny",
-        "--benchmark-max-time=0.002",
-        "--benchmark-min-rounds=3",
-        "--benchmark-warmup=off",
         f"--benchmark-json={saved}",
     ]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    quick = {**os.environ, "LIMITS_CORE_BENCH_ROUNDS": "3", "LIMITS_CORE_BENCH_REPEATS": "1"}
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=quick)
     assert done.returncode == 0, done.stdout[-2000:]
     ratios = subprocess.run(
         [sys.executable, "-m", "benchmarks.ratios", str(saved)],
@@ -83,9 +82,30 @@ def test_on_a_quick_run_of_the_memory_suite(tmp_path: Path) -> None:
     )
     assert ratios.returncode == 0, ratios.stderr
     text = ratios.stdout
-    assert "### memory hot-allow" in text
-    assert "### memory 10k-deny" in text
+    assert "### memory x1000 hot-allow" in text
+    assert "### memory x1000 10k-deny" in text
     for ours in ("FixedWindow", "SlidingLog", "TokenBucket"):
         assert f"\n| {ours} | " in text
     assert "÷ limits FixedWindow (" in text
     assert "÷ limits MovingWindow (" in text
+    assert "In bold: the median ratio of adjacent rounds" in text
+
+
+def test_paired_ratios_replace_the_quotient_of_medians() -> None:
+    def paired(name: str, median: float, ratios: dict[str, float]) -> dict[str, Any]:
+        return {**_bench("memory x1000 hot", name, median), "extra_info": {"paired": ratios}}
+
+    document = {
+        "benchmarks": [
+            paired("limits-core FixedWindow", 1 / 600, {"limits FixedWindow": 2.5}),
+            paired("limits-core FixedWindow", 1 / 400, {"limits FixedWindow": 2.1}),
+            paired("limits-core FixedWindow", 1 / 500, {"limits FixedWindow": 2.2}),
+            _bench("memory x1000 hot", "limits FixedWindow", 1 / 250),
+            _bench("memory x1000 hot", "limits MovingWindow", 1 / 100),
+        ]
+    }
+    (group,) = load_groups([document])
+    assert group.rate("limits-core FixedWindow") == pytest.approx(500_000)
+    text = markdown([group])
+    # Paired: the median of 2.5, 2.1, 2.2; unpaired: 500k / 100k.
+    assert "| FixedWindow | 500.0k/s | **2.20** | 5.00 |" in text
