@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = [w for w in WORKLOADS if not args.workload or w.id in args.workload]
     for workload in chosen:
         counts = {name: per_decision(name, workload, args.calls) for name in MEMORY_CONTENDERS}
-        print(f"\n### memory {workload.id}: instructions per decision ({args.calls} decisions)\n")
+        print(f"\n### memory {workload.id}: instructions per decision ({args.calls:,} decisions)\n")
         print("| contender | instructions | peer ÷ ours |")
         print("|---|---:|---:|")
         for name, count in counts.items():

@@ -45,7 +45,13 @@ report).
 Each table is one comparison: rows are limits-core's algorithms, columns divide their rate by
 each peer's (`limits`, `throttled-py`, `pyrate-limiter`) or by the raw client floor (a bare
 redis-py call of the classic script, a bare asyncpg upsert). Above 1, limits-core is faster.
-"Async x50" groups time 50 concurrent decisions per call and are reported per decision.
+Groups named "x50", "x1000" or "x3000" time that many decisions per call (concurrent ones for
+"async") and are reported per decision. Bold ratios are paired: each round of the limits-core
+contender followed a round of that peer, milliseconds apart, and the figure is the median
+ratio of those adjacent rounds, steadier than the quotient of two medians taken seconds apart
+on a machine whose speed changes by half within seconds. The CPU instructions of one in-memory
+decision, which do not change with the machine's load, are counted by
+`python -m benchmarks.instructions` (valgrind).
 
 """
 
@@ -82,10 +88,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__)
     parser.add_argument("suite", type=Path, help="pytest-benchmark JSON of the suite")
     parser.add_argument("bench", type=Path, help="limits-core bench --json output")
+    parser.add_argument(
+        "--instructions",
+        type=Path,
+        help="the tables printed by python -m benchmarks.instructions, appended as they are",
+    )
     args = parser.parse_args(argv)
     suite = json.loads(args.suite.read_text())
     bench = json.loads(args.bench.read_text())
-    sys.stdout.write(render(suite, bench, dict(os.environ)))
+    page = render(suite, bench, dict(os.environ))
+    if args.instructions is not None:
+        page += (
+            "\n## Instructions per in-memory decision (`python -m benchmarks.instructions`)\n"
+            + args.instructions.read_text()
+        )
+    sys.stdout.write(page)
     return 0
 
 
