@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -84,10 +85,58 @@ def render(suite: dict[str, Any], bench: dict[str, Any], env: dict[str, str]) ->
     return page + markdown(load_groups([suite]))
 
 
+#: The contenders of test_async_tasks that ours is divided by.
+_TASK_OURS = "limits-core FixedWindow (async)"
+_TASK_OTHERS = ("limits-core FixedWindow (async, uncoalesced)", "limits FixedWindow (async)")
+
+
+def tasks_section(document: dict[str, Any]) -> str:
+    """The table of ``benchmarks/test_redis_bench.py::test_async_tasks``: long-lived tasks
+    deciding one request after another, contenders alternating turn by turn."""
+    contenders = document["contenders"]
+    rates = {
+        name: statistics.median(t["per_second"] for t in turns)
+        for name, turns in contenders.items()
+    }
+    lines = [
+        "",
+        f"### Redis, {document['tasks']} tasks x {document['calls_per_task']} calls on "
+        f"{document['keys']:,} keys (`test_async_tasks`)",
+        "",
+        f"Each task decides one request after another; the contenders alternate turn by turn, "
+        f"{document['turns']} turns each. Decisions per second: median [min-max] of the turns; "
+        "latency of one call: median of the turns' percentiles.",
+        "",
+        "| contender | decisions/s | p50 ms | p99 ms |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, turns in contenders.items():
+        per_second = sorted(t["per_second"] for t in turns)
+        p50 = statistics.median(t["p50_s"] for t in turns) * 1000
+        p99 = statistics.median(t["p99_s"] for t in turns) * 1000
+        lines.append(
+            f"| {name} | {rates[name]:,.0f} [{per_second[0]:,.0f}-{per_second[-1]:,.0f}] "
+            f"| {p50:.2f} | {p99:.2f} |"
+        )
+    if _TASK_OURS in rates:
+        ratios = ", ".join(
+            f"{rates[_TASK_OURS] / rates[other]:.2f}x {other}"
+            for other in _TASK_OTHERS
+            if other in rates
+        )
+        lines += ["", f"{_TASK_OURS}: {ratios}."]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__)
     parser.add_argument("suite", type=Path, help="pytest-benchmark JSON of the suite")
     parser.add_argument("bench", type=Path, help="limits-core bench --json output")
+    parser.add_argument(
+        "--tasks",
+        type=Path,
+        help="the JSON test_async_tasks writes (LIMITS_CORE_BENCH_TASKS_JSON)",
+    )
     parser.add_argument(
         "--instructions",
         type=Path,
@@ -97,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     suite = json.loads(args.suite.read_text())
     bench = json.loads(args.bench.read_text())
     page = render(suite, bench, dict(os.environ))
+    if args.tasks is not None:
+        page += tasks_section(json.loads(args.tasks.read_text()))
     if args.instructions is not None:
         page += (
             "\n## Instructions per in-memory decision (`python -m benchmarks.instructions`)\n"

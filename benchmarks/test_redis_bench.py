@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import statistics
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -111,6 +113,8 @@ TASK_CALLS = 40
 TASK_TURNS = int(os.environ.get("LIMITS_CORE_BENCH_TASK_TURNS", "10"))
 #: test_async_tasks: (decisions per second, p50 s, p99 s) of each turn, by contender
 TASK_RESULTS: dict[str, list[tuple[float, float, float]]] = {}
+#: Where test_async_tasks also writes its figures as JSON (for docs/benchmarks.md), if set.
+TASKS_JSON = os.environ.get("LIMITS_CORE_BENCH_TASKS_JSON")
 
 
 @pytest.fixture(scope="module")
@@ -336,6 +340,22 @@ def test_async_tasks(request: pytest.FixtureRequest, prefix: str) -> None:
     loop.close()
     if turns == 1:
         TASK_RESULTS.clear()
+    elif TASKS_JSON:
+        Path(TASKS_JSON).write_text(json.dumps(_tasks_document()))
+
+
+def _tasks_document() -> dict[str, Any]:
+    """What ``benchmarks.report --tasks`` renders: per contender, each turn's figures."""
+    return {
+        "tasks": TASKS,
+        "calls_per_task": TASK_CALLS,
+        "keys": MANY_KEYS,
+        "turns": TASK_TURNS,
+        "contenders": {
+            name: [{"per_second": r, "p50_s": p50, "p99_s": p99} for r, p50, p99 in turns]
+            for name, turns in TASK_RESULTS.items()
+        },
+    }
 
 
 @pytest.fixture(scope="module", autouse=True)
