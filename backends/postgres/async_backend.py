@@ -297,7 +297,7 @@ class AsyncPostgresBackend:
         call = self._plans.batch(algorithm)
         if not requests:
             return []
-        sql, args = call.requests(requests, now_us, consume)
+        sql, args = call.for_requests(requests, now_us, consume)
         reply = await self._execute(sql, *args)
         return decode_many(reply, call.limit)
 

@@ -59,7 +59,7 @@ class BatchCall:
             return self.plain, (keys, costs, nows[0], *self.params)
         return self.sql, (self.kind, keys, costs, nows, consumes, self.params)
 
-    def requests(
+    def for_requests(
         self, requests: Sequence[tuple[str, int]], now_us: int | None, consume: bool
     ) -> tuple[str, tuple[Any, ...]]:
         """:meth:`statement` for ``requests`` (``(key, cost)`` pairs) all made at ``now_us``

@@ -240,7 +240,7 @@ class PostgresBackend:
         call = self._plans.batch(algorithm)
         if not requests:
             return []
-        sql, args = call.requests(requests, now_us, consume)
+        sql, args = call.for_requests(requests, now_us, consume)
         row = self._execute(sql, args)
         return decode_many(row[0], call.limit)
 

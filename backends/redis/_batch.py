@@ -164,12 +164,15 @@ class BatchRun:
             elif isinstance(reply, list) and len(reply) == len(unit):
                 for index, one in zip(unit, reply, strict=True):
                     self._decide(index, one)
-            else:
+            elif isinstance(reply, BaseException):
                 # The batch script failed as a whole: no request of it had a decision.
-                if not isinstance(reply, BaseException):
-                    reply = BackendError(f"a batch of {len(unit)} got the reply {reply!r}")
                 for index in unit:
                     self._decide(index, reply)
+            else:
+                for index in unit:
+                    self.outcomes[index] = BackendError(
+                        f"a batch of {len(unit)} got the reply {reply!r}"
+                    )
         if error is not None:
             # A failed connection may have lost the route's script cache too (a restart).
             for sha in loads:
@@ -177,9 +180,7 @@ class BatchRun:
 
     def _decide(self, index: int, reply: Any) -> None:
         errors = self._errors
-        if isinstance(reply, BackendError):
-            self.outcomes[index] = reply
-        elif isinstance(reply, BaseException):
+        if isinstance(reply, BaseException):
             self.outcomes[index] = errors.translate(reply, errors.address)
         else:
             self.outcomes[index] = self.calls[index][0].decode(reply)
