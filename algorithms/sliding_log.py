@@ -91,8 +91,10 @@ class SlidingLog:
             newest = times[hi - 1]
             if now_us < newest:
                 now_us = newest
-            # Requests admitted at or before now - period have left the window.
-            lo = bisect_right(times, now_us - period, lo, hi)
+            # Requests admitted at or before now - period have left the window (the search
+            # is skipped when none has: a full log's usual case).
+            if times[lo] <= now_us - period:
+                lo = bisect_right(times, now_us - period, lo, hi)
             if lo < hi:
                 base = totals[lo - 1] if lo else 0
                 top = totals[hi - 1]
@@ -103,8 +105,12 @@ class SlidingLog:
             if cost > limit:
                 retry_us = NEVER
             else:
-                # The request fits once the oldest requests holding `excess` cost have left.
-                retry_us = times[bisect_left(totals, base + excess, lo, hi)] + period - now_us
+                # The request fits once the oldest requests holding `excess` cost have left
+                # (most often the oldest one alone: no search then).
+                oldest = lo
+                if totals[lo] - base < excess:
+                    oldest = bisect_left(totals, base + excess, lo, hi)
+                retry_us = times[oldest] + period - now_us
             return decision_from_us(False, limit, limit - used, reset_us, retry_us), state, 0
         decision = decision_from_us(True, limit, limit - used - cost, period, 0)
         if not consume:

@@ -44,10 +44,20 @@ class Decision:
 
 
 # The dataclass' frozen __init__ goes through object.__setattr__ once per field, and a decision
-# is built on every call: this constructor fills the instance's __dict__ directly instead, at
-# about half the cost. (No __slots__ for the same reason: slots can only be written one
-# descriptor call at a time.)
-_new = object.__new__
+# is built on every call. Instead, a decision is filled in as a plain object of the same layout
+# (plain attribute stores are the interpreter's fastest) and then becomes a Decision: less than
+# half the cost, measured, of writing the frozen instance's __dict__. (No __slots__ on Decision:
+# slots can only be written one descriptor call at a time.)
+class _Unfrozen:
+    """A :class:`Decision` being built: the same layout, without the frozen ``__setattr__``."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: float
+    retry_after: float
+
+
 _INF = math.inf
 
 
@@ -59,12 +69,12 @@ def decision_from_us(
     ``retry_after_us < 0`` means the request can never be admitted (``math.inf``). Every
     backend decodes its replies through this one function, so they cannot drift apart.
     """
-    decision = _new(Decision)
-    fields = decision.__dict__
-    fields["allowed"] = allowed
-    fields["limit"] = limit
-    fields["remaining"] = remaining
-    fields["reset_after"] = reset_after_us / 1_000_000
-    fields["retry_after"] = _INF if retry_after_us < 0 else retry_after_us / 1_000_000
+    decision = _Unfrozen()
+    decision.allowed = allowed
+    decision.limit = limit
+    decision.remaining = remaining
+    decision.reset_after = reset_after_us / 1_000_000
+    decision.retry_after = _INF if retry_after_us < 0 else retry_after_us / 1_000_000
     # details: the class attribute () stands for it.
-    return decision
+    decision.__class__ = Decision  # type: ignore[assignment]
+    return decision  # type: ignore[return-value]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import pickle
 import subprocess
 import sys
 
@@ -24,6 +26,7 @@ from limits_core import (
     RateLimitExceeded,
     SystemClock,
 )
+from limits_core.decision import decision_from_us
 
 
 def test_root_all_is_sorted_and_complete() -> None:
@@ -54,6 +57,20 @@ def test_error_tree() -> None:
     error = RateLimitExceeded(decision)
     assert error.decision is decision
     assert "2.500" in str(error)
+
+
+def test_a_decision_built_from_microseconds_is_an_ordinary_frozen_decision() -> None:
+    decision = decision_from_us(False, 5, 0, 1_500_000, -1)
+    assert type(decision) is Decision
+    assert decision == Decision(False, 5, 0, 1.5, math.inf)
+    assert hash(decision) == hash(Decision(False, 5, 0, 1.5, math.inf))
+    assert decision.details == ()
+    assert decision.never_allowed
+    assert dataclasses.asdict(decision)["retry_after"] == math.inf
+    assert pickle.loads(pickle.dumps(decision)) == decision
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decision.remaining = 3  # type: ignore[misc]
+    assert decision_from_us(True, 5, 4, 2_000_000, 0).retry_after == 0.0
 
 
 @pytest.mark.parametrize(
