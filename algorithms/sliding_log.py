@@ -16,24 +16,14 @@ __all__ = ["SlidingLog"]
 _COMPACT_AFTER = 32
 
 
-class _Log:
-    """Append-only buffers shared by successive states of one key.
-
-    ``times[i]`` is when request ``i`` was admitted and ``totals[i]`` the cost admitted up to and
-    including it. A state ``(log, lo, hi)`` denotes the entries ``[lo, hi)``; appending past
-    ``hi`` leaves every earlier state's meaning intact, so states stay values while the common
-    case (extending the newest state) costs O(1) amortised instead of copying the log.
-    """
-
-    __slots__ = ("times", "totals")
-
-    def __init__(self, times: list[int], totals: list[int]) -> None:
-        self.times = times
-        self.totals = totals
-
-
-#: ``(log, lo, hi)``: the admitted requests still in the window are ``log[lo:hi]``.
-SlidingLogState = tuple[_Log, int, int]
+#: ``(times, totals, lo, hi)``: the admitted requests still in the window are the entries
+#: ``[lo, hi)`` of two buffers, ``times[i]`` when request ``i`` was admitted and ``totals[i]``
+#: the cost admitted up to and including it. Successive states of one key share the buffers,
+#: which are only ever appended to: appending past ``hi`` leaves every earlier state's meaning
+#: intact, so states stay values while the common case (extending the newest state) costs O(1)
+#: amortised instead of copying the log. (Flat, rather than an object holding the buffers: one
+#: pointer less to follow on every decision.)
+SlidingLogState = tuple[list[int], list[int], int, int]
 
 
 @dataclass(frozen=True, init=False)
@@ -86,8 +76,7 @@ class SlidingLog:
         # newest: the newest entry's time; top: the running total up to it.
         used = base = top = newest = 0
         if state is not None:
-            log, lo, hi = state
-            times, totals = log.times, log.totals
+            times, totals, lo, hi = state
             newest = times[hi - 1]
             if now_us < newest:
                 now_us = newest
@@ -116,26 +105,26 @@ class SlidingLog:
         if not consume:
             return decision, state, 0
         if not used:
-            new_state: SlidingLogState = (_Log([now_us], [cost]), 0, 1)
+            new_state: SlidingLogState = ([now_us], [cost], 0, 1)
         elif hi == len(times) and lo < _COMPACT_AFTER + (hi - lo):
             times.append(now_us)
             totals.append(top + cost)
-            new_state = (log, lo, hi + 1)
+            new_state = (times, totals, lo, hi + 1)
         else:
-            # Someone extended this log past our state, or its dead front grew large: copy the
-            # live entries into a fresh log.
-            fresh = _Log(times[lo:hi], [t - base for t in totals[lo:hi]])
-            fresh.times.append(now_us)
-            fresh.totals.append(used + cost)
-            new_state = (fresh, 0, hi - lo + 1)
+            # Someone extended these buffers past our state, or their dead front grew large:
+            # copy the live entries into fresh ones.
+            fresh_times = times[lo:hi]
+            fresh_totals = [t - base for t in totals[lo:hi]]
+            fresh_times.append(now_us)
+            fresh_totals.append(used + cost)
+            new_state = (fresh_times, fresh_totals, 0, hi - lo + 1)
         return decision, new_state, now_us + period
 
     def refund(self, state: SlidingLogState | None, now_us: int, amount: int) -> RefundResult:
         """Take ``amount`` units off the newest entries (all the live ones at most)."""
         if state is None:
             return None, 0
-        log, lo, hi = state
-        times, totals = log.times, log.totals
+        times, totals, lo, hi = state
         if now_us < times[hi - 1]:
             now_us = times[hi - 1]
         live = bisect_right(times, now_us - self._period_us, lo, hi)
@@ -145,8 +134,9 @@ class SlidingLog:
         keep = totals[hi - 1] - amount
         last = bisect_left(totals, keep, live, hi)
         base = totals[lo - 1] if lo else 0
-        # States share the log's buffers (see _Log): the shortened log is a fresh copy. The
-        # entries that left the window stay, as after a hit, so every backend keeps the same.
-        fresh = _Log(times[lo : last + 1], [t - base for t in totals[lo : last + 1]])
-        fresh.totals[-1] = keep - base
-        return (fresh, 0, len(fresh.times)), times[last] + self._period_us
+        # States share the buffers (see SlidingLogState): the shortened log is a fresh copy.
+        # The entries that left the window stay, as after a hit, so every backend keeps the same.
+        fresh_times = times[lo : last + 1]
+        fresh_totals = [t - base for t in totals[lo : last + 1]]
+        fresh_totals[-1] = keep - base
+        return (fresh_times, fresh_totals, 0, len(fresh_times)), times[last] + self._period_us

@@ -111,16 +111,16 @@ def run_program(
 
 
 def _runs(state: Any) -> list[tuple[int, int]]:
-    """A model sliding-log state ``(log, lo, hi)`` as (time, cost) runs, equal times merged:
-    the form the row stores."""
-    log, lo, hi = state
+    """A model sliding-log state ``(times, totals, lo, hi)`` as (time, cost) runs, equal times
+    merged: the form the row stores."""
+    times, totals, lo, hi = state
     runs: list[tuple[int, int]] = []
     for i in range(lo, hi):
-        cost = log.totals[i] - (log.totals[i - 1] if i else 0)
-        if runs and runs[-1][0] == log.times[i]:
-            runs[-1] = (log.times[i], runs[-1][1] + cost)
+        cost = totals[i] - (totals[i - 1] if i else 0)
+        if runs and runs[-1][0] == times[i]:
+            runs[-1] = (times[i], runs[-1][1] + cost)
         else:
-            runs.append((log.times[i], cost))
+            runs.append((times[i], cost))
     return runs
 
 
