@@ -73,52 +73,55 @@ class SlidingLog:
         self, state: SlidingLogState | None, now_us: int, cost: int, consume: bool = True
     ) -> StepResult:
         limit, period = self._limit, self._period_us
-        # newest: the newest entry's time; top: the running total up to it.
-        used = base = top = newest = 0
         if state is not None:
             times, totals, lo, hi = state
             newest = times[hi - 1]
             if now_us < newest:
                 now_us = newest
-            # Requests admitted at or before now - period have left the window (the search
-            # is skipped when none has: a full log's usual case).
-            if times[lo] <= now_us - period:
-                lo = bisect_right(times, now_us - period, lo, hi)
-            if lo < hi:
+            # Requests admitted at or before now - period have left the window; the search is
+            # skipped when none has (a full log's usual case).
+            cutoff = now_us - period
+            if times[lo] > cutoff or (lo := bisect_right(times, cutoff, lo, hi)) < hi:
+                # Running totals strictly increase (each request costs at least 1): used > 0.
                 base = totals[lo - 1] if lo else 0
                 top = totals[hi - 1]
                 used = top - base
-        excess = used + cost - limit
-        if excess > 0:  # always so when cost > limit
-            reset_us = newest + period - now_us if used else 0
-            if cost > limit:
-                retry_us = NEVER
-            else:
-                # The request fits once the oldest requests holding `excess` cost have left
-                # (most often the oldest one alone: no search then).
-                oldest = lo
-                if totals[lo] - base < excess:
-                    oldest = bisect_left(totals, base + excess, lo, hi)
-                retry_us = times[oldest] + period - now_us
-            return decision_from_us(False, limit, limit - used, reset_us, retry_us), state, 0
-        decision = decision_from_us(True, limit, limit - used - cost, period, 0)
+                excess = used + cost - limit
+                if excess > 0:  # always so when cost > limit
+                    if cost > limit:
+                        retry_us = NEVER
+                    else:
+                        # The request fits once the oldest requests holding `excess` cost have
+                        # left: the oldest one alone when a single unit is missing.
+                        retry_us = (
+                            times[lo if excess == 1 else bisect_left(totals, base + excess, lo, hi)]
+                            - cutoff
+                        )
+                    return (
+                        decision_from_us(False, limit, limit - used, newest - cutoff, retry_us),
+                        state,
+                        0,
+                    )
+                decision = decision_from_us(True, limit, limit - used - cost, period, 0)
+                if not consume:
+                    return decision, state, 0
+                if hi == len(times) and lo < _COMPACT_AFTER + (hi - lo):
+                    times.append(now_us)
+                    totals.append(top + cost)
+                    return decision, (times, totals, lo, hi + 1), now_us + period
+                # Someone extended these buffers past our state, or their dead front grew
+                # large: copy the live entries into fresh ones.
+                fresh_times, fresh_totals = _copy(times, totals, lo, hi)
+                fresh_times.append(now_us)
+                fresh_totals.append(used + cost)
+                return decision, (fresh_times, fresh_totals, 0, hi - lo + 1), now_us + period
+        # Nothing in the window.
+        if cost > limit:
+            return decision_from_us(False, limit, limit, 0, NEVER), state, 0
+        decision = decision_from_us(True, limit, limit - cost, period, 0)
         if not consume:
             return decision, state, 0
-        if not used:
-            new_state: SlidingLogState = ([now_us], [cost], 0, 1)
-        elif hi == len(times) and lo < _COMPACT_AFTER + (hi - lo):
-            times.append(now_us)
-            totals.append(top + cost)
-            new_state = (times, totals, lo, hi + 1)
-        else:
-            # Someone extended these buffers past our state, or their dead front grew large:
-            # copy the live entries into fresh ones.
-            fresh_times = times[lo:hi]
-            fresh_totals = [t - base for t in totals[lo:hi]]
-            fresh_times.append(now_us)
-            fresh_totals.append(used + cost)
-            new_state = (fresh_times, fresh_totals, 0, hi - lo + 1)
-        return decision, new_state, now_us + period
+        return decision, ([now_us], [cost], 0, 1), now_us + period
 
     def refund(self, state: SlidingLogState | None, now_us: int, amount: int) -> RefundResult:
         """Take ``amount`` units off the newest entries (all the live ones at most)."""
@@ -133,10 +136,18 @@ class SlidingLog:
         # Keep every unit up to the running total `keep`; `last` is the entry holding it.
         keep = totals[hi - 1] - amount
         last = bisect_left(totals, keep, live, hi)
-        base = totals[lo - 1] if lo else 0
         # States share the buffers (see SlidingLogState): the shortened log is a fresh copy.
         # The entries that left the window stay, as after a hit, so every backend keeps the same.
-        fresh_times = times[lo : last + 1]
-        fresh_totals = [t - base for t in totals[lo : last + 1]]
-        fresh_totals[-1] = keep - base
+        fresh_times, fresh_totals = _copy(times, totals, lo, last + 1)
+        fresh_totals[-1] = keep - (totals[lo - 1] if lo else 0)
         return (fresh_times, fresh_totals, 0, len(fresh_times)), times[last] + self._period_us
+
+
+def _copy(times: list[int], totals: list[int], lo: int, hi: int) -> tuple[list[int], list[int]]:
+    """Fresh buffers holding the entries ``[lo, hi)``, their running totals counted from 0.
+
+    (A function of its own: a comprehension in ``step`` would make ``base`` a closure cell there,
+    which every decision pays for.)
+    """
+    base = totals[lo - 1] if lo else 0
+    return times[lo:hi], [total - base for total in totals[lo:hi]]

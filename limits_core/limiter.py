@@ -207,7 +207,7 @@ class Limiter(_LimiterBase):
 
     def hit(self, key: str, cost: int = 1) -> Decision:
         """Decide a request of ``cost`` on ``key``; consume the cost only if allowed."""
-        if not (type(key) is str and 0 < len(key) <= _SHORT and key.isprintable()) or (
+        if not (type(key) is str and key and len(key) <= _SHORT and key.isprintable()) or (
             cost is not _ONE and (type(cost) is not int or not 0 < cost <= self._max_cost)
         ):
             key, cost = self._checked(key, cost)
@@ -216,7 +216,7 @@ class Limiter(_LimiterBase):
 
     def peek(self, key: str, cost: int = 1) -> Decision:
         """The decision :meth:`hit` would give now, consuming nothing."""
-        if not (type(key) is str and 0 < len(key) <= _SHORT and key.isprintable()) or (
+        if not (type(key) is str and key and len(key) <= _SHORT and key.isprintable()) or (
             cost is not _ONE and (type(cost) is not int or not 0 < cost <= self._max_cost)
         ):
             key, cost = self._checked(key, cost)
@@ -343,7 +343,7 @@ class AsyncLimiter(_LimiterBase):
 
     async def hit(self, key: str, cost: int = 1) -> Decision:
         """Decide a request of ``cost`` on ``key``; consume the cost only if allowed."""
-        if not (type(key) is str and 0 < len(key) <= _SHORT and key.isprintable()) or (
+        if not (type(key) is str and key and len(key) <= _SHORT and key.isprintable()) or (
             cost is not _ONE and (type(cost) is not int or not 0 < cost <= self._max_cost)
         ):
             key, cost = self._checked(key, cost)
@@ -352,7 +352,7 @@ class AsyncLimiter(_LimiterBase):
 
     async def peek(self, key: str, cost: int = 1) -> Decision:
         """The decision :meth:`hit` would give now, consuming nothing."""
-        if not (type(key) is str and 0 < len(key) <= _SHORT and key.isprintable()) or (
+        if not (type(key) is str and key and len(key) <= _SHORT and key.isprintable()) or (
             cost is not _ONE and (type(cost) is not int or not 0 < cost <= self._max_cost)
         ):
             key, cost = self._checked(key, cost)
