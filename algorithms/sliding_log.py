@@ -13,7 +13,7 @@ from limits_core.rate import Rate
 __all__ = ["SlidingLog"]
 
 #: Entries that may pile up before the front of a log is compacted away.
-_COMPACT_AFTER = 32
+COMPACT_AFTER = 32
 
 
 #: ``(times, totals, lo, hi)``: the admitted requests still in the window are the entries
@@ -105,13 +105,13 @@ class SlidingLog:
                 decision = decision_from_us(True, limit, limit - used - cost, period, 0)
                 if not consume:
                     return decision, state, 0
-                if hi == len(times) and lo < _COMPACT_AFTER + (hi - lo):
+                if hi == len(times) and lo < COMPACT_AFTER + (hi - lo):
                     times.append(now_us)
                     totals.append(top + cost)
                     return decision, (times, totals, lo, hi + 1), now_us + period
                 # Someone extended these buffers past our state, or their dead front grew
                 # large: copy the live entries into fresh ones.
-                fresh_times, fresh_totals = _copy(times, totals, lo, hi)
+                fresh_times, fresh_totals = copy_entries(times, totals, lo, hi)
                 fresh_times.append(now_us)
                 fresh_totals.append(used + cost)
                 return decision, (fresh_times, fresh_totals, 0, hi - lo + 1), now_us + period
@@ -138,12 +138,14 @@ class SlidingLog:
         last = bisect_left(totals, keep, live, hi)
         # States share the buffers (see SlidingLogState): the shortened log is a fresh copy.
         # The entries that left the window stay, as after a hit, so every backend keeps the same.
-        fresh_times, fresh_totals = _copy(times, totals, lo, last + 1)
+        fresh_times, fresh_totals = copy_entries(times, totals, lo, last + 1)
         fresh_totals[-1] = keep - (totals[lo - 1] if lo else 0)
         return (fresh_times, fresh_totals, 0, len(fresh_times)), times[last] + self._period_us
 
 
-def _copy(times: list[int], totals: list[int], lo: int, hi: int) -> tuple[list[int], list[int]]:
+def copy_entries(
+    times: list[int], totals: list[int], lo: int, hi: int
+) -> tuple[list[int], list[int]]:
     """Fresh buffers holding the entries ``[lo, hi)``, their running totals counted from 0.
 
     (A function of its own: a comprehension in ``step`` would make ``base`` a closure cell there,

@@ -14,6 +14,7 @@ from functools import partial
 from time import time_ns as _time_ns
 from typing import Any, Literal, cast
 
+from backends._fused import fused_decider
 from backends._table import KeyTable
 from limits_core.algorithm import Algorithm
 from limits_core.clock import Clock, SystemClock
@@ -112,6 +113,10 @@ class MemoryBackend:
         lock = self._lock
         acquire, release = lock.acquire, lock.release
         add = table.add if self._max_keys is None else partial(self._add_bounded, table)
+        fused = fused_decider(algorithm, get, add, (acquire, release), clock)
+        if fused is not None:
+            self._deciders[namespace] = fused
+            return fused
 
         def decide(key: str, cost: int, now_us: int | None, consume: bool) -> Decision:
             if now_us is None:
