@@ -1,5 +1,8 @@
 """In-memory backend: the reference model run directly under a lock.
 
+(For fixed window, sliding log and token bucket, a fused form of their ``step`` that does the
+same in one frame: :mod:`backends._fused`.)
+
 One :class:`MemoryBackend` serves both :class:`~limits_core.Limiter` and
 :class:`~limits_core.AsyncLimiter` (its async methods never yield while holding the lock), and
 is shared safely by threads and tasks of one process. One instance is one store, so it takes
