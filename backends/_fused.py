@@ -9,8 +9,8 @@ tenth of a decision's instructions (callgrind, a denied sliding-log request thro
 
 Each decider is the same state machine as its algorithm's ``step``, on the same state
 representation (so ``peek``, ``refund`` and the sweep work on what it stores), as the Redis
-scripts and PostgreSQL functions are: ``tests/test_model_agreement.py`` and
-``tests/test_memory_backend.py`` hold it to the model decision by decision, through the
+scripts and PostgreSQL functions are: ``tests/test_memory_deciders.py`` holds it to the
+model, comparing every decision, stored state and expiry of generated programs, through the
 limiter's clock and through the backend's. Only the exact built-in types get one: a subclass
 may have changed ``step``, so it is run as it is.
 """

@@ -17,7 +17,7 @@ from functools import partial
 from time import time_ns as _time_ns
 from typing import Any, Literal, cast
 
-from backends._fused import fused_decider
+from backends._fused import Decide, fused_decider
 from backends._table import KeyTable
 from limits_core.algorithm import Algorithm
 from limits_core.clock import Clock, SystemClock
@@ -27,8 +27,6 @@ from limits_core.lease import LeaseAlgorithm
 
 __all__ = ["MemoryBackend"]
 
-#: ``decide`` bound to one algorithm: ``(key, cost, now_us, consume) -> Decision``.
-_Decide = Callable[[str, int, int | None, bool], Decision]
 #: Entries inspected, when the store is full, to find an expired one before evicting.
 _SWEEP_WHEN_FULL = 64
 
@@ -78,7 +76,7 @@ class MemoryBackend:
         #: namespace -> that algorithm's table. Keys are the user's strings as they are: one
         #: dict per algorithm costs less per decision than a (namespace, key) tuple per key.
         self._tables: dict[str, KeyTable] = {}
-        self._deciders: dict[str, _Decide] = {}
+        self._deciders: dict[str, Decide] = {}
         # Reentrant, so that decide_many can hold it across the decisions of a batch.
         self._lock = threading.RLock()
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -95,7 +93,7 @@ class MemoryBackend:
     def __repr__(self) -> str:
         return f"MemoryBackend(keys={len(self)}, max_keys={self._max_keys})"
 
-    def bind(self, algorithm: Algorithm) -> _Decide:
+    def bind(self, algorithm: Algorithm) -> Decide:
         """:meth:`decide` for ``algorithm`` alone: ``decide(key, cost, now_us, consume)``.
 
         What :class:`~limits_core.Limiter` calls on every decision: the algorithm's table and
@@ -106,7 +104,7 @@ class MemoryBackend:
             return partial(self.decide, algorithm)
         return self._bind(algorithm)
 
-    def _bind(self, algorithm: Algorithm) -> _Decide:
+    def _bind(self, algorithm: Algorithm) -> Decide:
         namespace = algorithm.namespace
         bound = self._deciders.get(namespace)
         if bound is not None:
