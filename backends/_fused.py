@@ -1,7 +1,8 @@
-"""The in-memory backend's own deciders for fixed window, sliding log and token bucket.
+"""The in-memory backend's own deciders for the built-in rate-limiting algorithms.
 
-:class:`~backends.memory.MemoryBackend` runs any algorithm's ``step`` under its lock. For these
-three built-in algorithms it runs instead one function per algorithm that takes the lock,
+:class:`~backends.memory.MemoryBackend` runs any algorithm's ``step`` under its lock. For the
+six built-in algorithms that ``hit`` consumes (not the concurrency limit, whose leases go
+through the model) it runs instead one function per algorithm that takes the lock,
 finds the key's entry, decides and writes the new state in place, all in one Python frame:
 the generic decider's call into ``step`` and the tuple of results it gets back are about a
 tenth of a decision's instructions (callgrind, a denied sliding-log request through
@@ -22,7 +23,14 @@ from collections.abc import Callable
 from time import time_ns as _time_ns
 from typing import Any
 
-from algorithms import FixedWindow, SlidingLog, TokenBucket
+from algorithms import (
+    GCRA,
+    FixedWindow,
+    LeakyBucket,
+    SlidingLog,
+    SlidingWindowCounter,
+    TokenBucket,
+)
 from algorithms.sliding_log import COMPACT_AFTER, copy_entries
 from backends._table import Entry
 from limits_core.algorithm import NEVER, Algorithm
@@ -200,8 +208,161 @@ def _token_bucket(
     return decide
 
 
+def _sliding_window_counter(
+    algorithm: SlidingWindowCounter, get: _Get, add: Add, lock: Lock, clock: Clock | None
+) -> Decide:
+    limit, period = algorithm.limit, algorithm.rate.period_us
+    acquire, release = lock
+
+    def decide(key: str, cost: int, now_us: int | None, consume: bool) -> Decision:
+        if now_us is None:
+            now_us = _time_ns() // 1000 if clock is None else clock.now_us()
+        acquire()
+        try:
+            entry = get(key)
+            if entry is None:
+                prev = curr = 0
+                start = now_us - now_us % period
+            else:
+                last, prev, curr = entry[0]
+                if now_us < last:
+                    now_us = last
+                start = now_us - now_us % period
+                gap = start - (last - last % period)
+                if gap >= 2 * period:
+                    prev = curr = 0
+                elif gap:
+                    prev, curr = curr, 0
+            elapsed = now_us - start
+            left = period - elapsed
+            share = -(-(prev * left) // period)
+            reset_us = (left + period) if curr else (left if prev else 0)
+            if cost > limit:
+                return decision_from_us(False, limit, limit - curr - share, reset_us, NEVER)
+            if curr + cost + share > limit:
+                if curr + cost <= limit:
+                    retry_us = -(-(period * (prev + curr + cost - limit)) // prev) - elapsed
+                else:
+                    retry_us = left - (-(period * (curr + cost - limit)) // curr)
+                return decision_from_us(False, limit, limit - curr - share, reset_us, retry_us)
+            curr += cost
+            if consume:
+                if entry is None:
+                    add(key, (now_us, prev, curr), start + 2 * period, now_us)
+                else:
+                    entry[0] = (now_us, prev, curr)
+                    entry[1] = start + 2 * period
+            return decision_from_us(True, limit, limit - curr - share, left + period, 0)
+        finally:
+            release()
+
+    return decide
+
+
+def _gcra(algorithm: GCRA, get: _Get, add: Add, lock: Lock, clock: Clock | None) -> Decide:
+    burst, scale, interval = algorithm.burst, algorithm.scale, algorithm.emission_interval
+    tolerance = burst * interval
+    ahead_most = tolerance // scale
+    acquire, release = lock
+
+    def decide(key: str, cost: int, now_us: int | None, consume: bool) -> Decision:
+        if now_us is None:
+            now_us = _time_ns() // 1000 if clock is None else clock.now_us()
+        acquire()
+        try:
+            entry = get(key)
+            ttl = 0
+            if entry is not None:
+                tat_us, frac = entry[0]
+                ahead = tat_us - now_us
+                if ahead > ahead_most:
+                    ttl = tolerance
+                elif ahead >= 0:
+                    ttl = ahead * scale + frac
+                    if ttl > tolerance:
+                        ttl = tolerance
+            need = cost * interval
+            slack = tolerance - ttl
+            if need > slack:  # always so when cost > burst
+                if scale == 1:
+                    reset_us, retry_us = ttl, need - slack
+                else:
+                    reset_us, retry_us = -(-ttl // scale), -((slack - need) // scale)
+                if cost > burst:
+                    retry_us = NEVER
+                left = slack // interval if slack >= interval else 0
+                return decision_from_us(False, burst, left, reset_us, retry_us)
+            ttl += need
+            reset_us = ttl if scale == 1 else -(-ttl // scale)
+            if consume:
+                if entry is None:
+                    add(key, (now_us + ttl // scale, ttl % scale), now_us + reset_us, now_us)
+                else:
+                    entry[0] = (now_us + ttl // scale, ttl % scale)
+                    entry[1] = now_us + reset_us
+            return decision_from_us(True, burst, (tolerance - ttl) // interval, reset_us, 0)
+        finally:
+            release()
+
+    return decide
+
+
+def _leaky_bucket(
+    algorithm: LeakyBucket, get: _Get, add: Add, lock: Lock, clock: Clock | None
+) -> Decide:
+    capacity, unit, drain = algorithm.capacity, algorithm.unit, algorithm.drain_per_us
+    full, empty_us = capacity * unit, algorithm.max_state_ttl_us
+    acquire, release = lock
+
+    def decide(key: str, cost: int, now_us: int | None, consume: bool) -> Decision:
+        if now_us is None:
+            now_us = _time_ns() // 1000 if clock is None else clock.now_us()
+        acquire()
+        try:
+            entry = get(key)
+            level = 0
+            if entry is not None:
+                level, last = entry[0]
+                elapsed = now_us - last
+                if elapsed < 0:
+                    now_us = last
+                elif elapsed >= empty_us:
+                    level = 0
+                else:
+                    level -= elapsed * drain
+                    if level < 0:
+                        level = 0
+            room = full - level
+            need = cost * unit
+            if need > room:  # always so when cost > capacity
+                if drain == 1:
+                    reset_us, retry_us = level, need - room
+                else:
+                    reset_us, retry_us = -(-level // drain), -((room - need) // drain)
+                if cost > capacity:
+                    retry_us = NEVER
+                left = room // unit if room >= unit else 0
+                return decision_from_us(False, capacity, left, reset_us, retry_us)
+            level += need
+            reset_us = level if drain == 1 else -(-level // drain)
+            if consume:
+                if entry is None:
+                    add(key, (level, now_us), now_us + reset_us, now_us)
+                else:
+                    entry[0] = (level, now_us)
+                    entry[1] = now_us + reset_us
+            return decision_from_us(True, capacity, (full - level) // unit, reset_us, 0)
+        finally:
+            release()
+
+    return decide
+
+
 _MAKERS: dict[type, Callable[..., Decide]] = {
     FixedWindow: _fixed_window,
     SlidingLog: _sliding_log,
     TokenBucket: _token_bucket,
+    SlidingWindowCounter: _sliding_window_counter,
+    GCRA: _gcra,
+    LeakyBucket: _leaky_bucket,
 }

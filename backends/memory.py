@@ -1,7 +1,7 @@
 """In-memory backend: the reference model run directly under a lock.
 
-(For fixed window, sliding log and token bucket, a fused form of their ``step`` that does the
-same in one frame: :mod:`backends._fused`.)
+(For the built-in algorithms, a fused form of their ``step`` that does the same in one frame:
+:mod:`backends._fused`.)
 
 One :class:`MemoryBackend` serves both :class:`~limits_core.Limiter` and
 :class:`~limits_core.AsyncLimiter` (its async methods never yield while holding the lock), and

@@ -25,8 +25,8 @@ class Algorithm(Protocol):
     """A rate-limiting algorithm as a pure state machine.
 
     ``step(state, now_us, cost, consume)`` is the specification every backend implements
-    atomically: the in-memory backend runs it under a lock (or, for three built-in algorithms,
-    a fused form of it), the Redis and PostgreSQL backends run a script or statement; each must
+    atomically: the in-memory backend runs it under a lock (or, for the built-in algorithms, a
+    fused form of it), the Redis and PostgreSQL backends run a script or statement; each must
     agree with it decision by decision. ``state`` is ``None`` for a key with no stored state.
     Times are integer microseconds since the Unix epoch; per key, time never runs backwards (a
     smaller ``now_us`` than the state's newest time is treated as that time), so a clock that
